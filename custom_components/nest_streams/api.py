@@ -1,0 +1,221 @@
+"""SDM adapter: google-nest-sdm on one side, the core's `StreamClient` on the other.
+
+This is the only module that imports google_nest_sdm. It imports nothing from Home Assistant:
+the HA layer hands it an aiohttp session and an access-token callback, which is how the
+benchmarks can drive it against the emulator too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+import logging
+from typing import Any, override
+from urllib.parse import parse_qs, urlparse
+
+import aiohttp
+from google_nest_sdm.auth import AbstractAuth
+from google_nest_sdm.camera_traits import (
+    CameraLiveStreamTrait,
+    RtspStream,
+    Stream,
+    StreamUrls,
+    WebRtcStream,
+)
+from google_nest_sdm.device import Device
+from google_nest_sdm.exceptions import (
+    ApiException,
+    ApiTimeoutException,
+    AuthException,
+    FailedPreconditionException,
+    NotFoundException,
+)
+from google_nest_sdm.google_nest_api import GoogleNestAPI
+from mashumaro.exceptions import MissingField
+
+from .core.errors import (
+    AuthFailed,
+    CommandFailed,
+    QuotaExceeded,
+    StreamError,
+    StreamGone,
+    TransientError,
+)
+from .core.models import CameraInfo, StreamHandle, StreamProtocol
+
+_LOGGER = logging.getLogger(__name__)
+
+TokenGetter = Callable[[], Awaitable[str]]
+
+
+class TokenAuth(AbstractAuth):
+    """google-nest-sdm auth whose access token comes from a callback.
+
+    429 and 5xx answers are raised as the core's `QuotaExceeded` / `TransientError` here, where
+    the status code is still known; the library maps the rest.
+    """
+
+    def __init__(self, websession: aiohttp.ClientSession, host: str, token: TokenGetter) -> None:
+        """Initialize with HA's shared session, the API host and the token callback."""
+        super().__init__(websession, host)
+        self._token = token
+
+    @override
+    async def async_get_access_token(self) -> str:
+        """Return a valid access token."""
+        return await self._token()
+
+    @override
+    async def request(self, method: str, url: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        """Make a request; turn quota and server errors into the core's errors."""
+        response = await super().request(method, url, **kwargs)
+        if response.status == 429:
+            raise QuotaExceeded(await _error_message(response))
+        if response.status >= 500:
+            raise TransientError(f"HTTP {response.status}: {await _error_message(response)}")
+        return response
+
+
+async def _error_message(response: aiohttp.ClientResponse) -> str:
+    """Google's error message of an error response, or its status line."""
+    try:
+        body = await response.json(content_type=None)
+        return str(body["error"]["message"])
+    except aiohttp.ClientError, ValueError, KeyError, TypeError:
+        return str(response.reason)
+
+
+def _epoch(value: datetime) -> float:
+    return value.timestamp()
+
+
+def _camera_info(device: Device) -> CameraInfo | None:
+    """A camera from a device, or None when the device cannot live stream."""
+    trait = device.camera_live_stream
+    if trait is None:
+        return None
+    rooms = [name for name in device.parent_relations.values() if name]
+    room = rooms[0] if rooms else None
+    custom = device.info.custom_name if device.info else None
+    protocols = tuple(StreamProtocol(protocol.value) for protocol in trait.supported_protocols)
+    return CameraInfo(
+        device_id=device.name,
+        name=custom or room or device.name.rsplit("/", 1)[-1],
+        protocols=protocols,
+        model=device.type,
+        room=room,
+    )
+
+
+class SdmClient:
+    """The SDM API for one Device Access project, as the core needs it."""
+
+    def __init__(self, auth: AbstractAuth, project_id: str) -> None:
+        """Initialize for `project_id`."""
+        self._api = GoogleNestAPI(auth, project_id)
+        self._devices: dict[str, Device] = {}
+
+    async def async_list_cameras(self) -> list[CameraInfo]:
+        """Read the device list; return the cameras (devices without live streams are left out)."""
+        devices = await self._call(self._api.async_get_devices())
+        self._devices = {device.name: device for device in devices}
+        return [info for device in devices if (info := _camera_info(device)) is not None]
+
+    async def async_structure_names(self) -> list[str]:
+        """Names of the project's structures (homes)."""
+        structures = await self._call(self._api.async_get_structures())
+        return [s.info.custom_name for s in structures if s.info and s.info.custom_name]
+
+    def _trait(self, camera: CameraInfo) -> CameraLiveStreamTrait:
+        device = self._devices.get(camera.device_id)
+        if device is None or device.camera_live_stream is None:
+            raise CommandFailed(f"unknown camera {camera.device_id}")
+        return device.camera_live_stream
+
+    async def generate(self, camera: CameraInfo, offer_sdp: str | None = None) -> StreamHandle:
+        """Generate an RTSP stream, or a WebRTC stream for `offer_sdp`."""
+        trait = self._trait(camera)
+        if camera.protocol is StreamProtocol.RTSP:
+            rtsp = await self._call(trait.generate_rtsp_stream())
+            return _handle(rtsp)
+        if offer_sdp is None:
+            raise CommandFailed("a WebRTC stream needs an SDP offer")
+        webrtc = await self._call(trait.generate_web_rtc_stream(offer_sdp))
+        return _handle(webrtc)
+
+    async def extend(self, camera: CameraInfo, stream: StreamHandle) -> StreamHandle:
+        """Extend a stream; a refusal that means the stream is gone raises `StreamGone`."""
+        library_stream = self._library_stream(camera, stream)
+        extended = await self._call(library_stream.extend_stream(), extending=True)
+        return _handle(extended)
+
+    async def stop(self, camera: CameraInfo, stream: StreamHandle) -> None:
+        """Stop a stream at Google."""
+        await self._call(self._library_stream(camera, stream).stop_stream(), extending=True)
+
+    def _library_stream(self, camera: CameraInfo, stream: StreamHandle) -> Stream:
+        """Rebuild the library's stream object from a handle (also one restored from disk)."""
+        command = self._trait(camera).cmd
+        library_stream: Stream
+        if stream.protocol is StreamProtocol.RTSP:
+            url = stream.url or ""
+            token = parse_qs(urlparse(url).query).get("auth", [""])[0]
+            library_stream = RtspStream(
+                expires_at=datetime.fromtimestamp(stream.expires_at, UTC),
+                stream_urls=StreamUrls(rtsp_url=url),
+                stream_token=token,
+                stream_extension_token=stream.extension_token or "",
+            )
+        else:
+            library_stream = WebRtcStream(
+                expires_at=datetime.fromtimestamp(stream.expires_at, UTC),
+                answer_sdp=stream.answer_sdp or "",
+                media_session_id=stream.session_id or "",
+            )
+        # The library binds its command executor the same way after parsing a response.
+        library_stream._cmd = command
+        return library_stream
+
+    @staticmethod
+    async def _call[T](call: Awaitable[T], *, extending: bool = False) -> T:
+        """Await a library call; map its exceptions onto the core's."""
+        try:
+            return await call
+        except StreamError:
+            raise
+        except AuthException as err:
+            raise AuthFailed(str(err)) from err
+        except FailedPreconditionException as err:
+            raise (StreamGone if extending else CommandFailed)(str(err)) from err
+        except NotFoundException as err:
+            raise (StreamGone if extending else CommandFailed)(str(err)) from err
+        except ApiTimeoutException as err:
+            raise TransientError(str(err)) from err
+        except ApiException as err:
+            message = str(err)
+            if "malformed" in message:
+                raise TransientError(message) from err
+            if extending and "(400)" in message:
+                raise StreamGone(message) from err
+            raise CommandFailed(message) from err
+        except (KeyError, TypeError, ValueError, MissingField) as err:
+            raise TransientError(f"malformed answer from the API: {err!r}") from err
+
+
+def _handle(stream: Stream) -> StreamHandle:
+    """The core's handle of a library stream."""
+    if isinstance(stream, RtspStream):
+        return StreamHandle(
+            protocol=StreamProtocol.RTSP,
+            expires_at=_epoch(stream.expires_at),
+            url=stream.rtsp_stream_url,
+            extension_token=stream.stream_extension_token,
+        )
+    if isinstance(stream, WebRtcStream):
+        return StreamHandle(
+            protocol=StreamProtocol.WEB_RTC,
+            expires_at=_epoch(stream.expires_at),
+            session_id=stream.media_session_id,
+            answer_sdp=stream.answer_sdp,
+        )
+    raise TransientError(f"unexpected stream type {type(stream).__name__}")

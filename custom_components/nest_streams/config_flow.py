@@ -1,0 +1,233 @@
+"""Config flow for Nest Streams: Device Access project id, then Google's OAuth."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import logging
+from typing import Any, override
+
+from homeassistant.config_entries import (
+    SOURCE_REAUTH,
+    SOURCE_RECONFIGURE,
+    ConfigEntry,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
+from homeassistant.core import callback
+from homeassistant.helpers import config_entry_oauth2_flow
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+)
+import probatio
+
+from .api import SdmClient, TokenAuth
+from .const import (
+    API_URL,
+    CONF_CAMERAS,
+    CONF_DEGRADED_RETRY,
+    CONF_EXCLUDED_CAMERAS,
+    CONF_EXTENSION_LEAD,
+    CONF_MAX_FAILURES,
+    CONF_PROJECT_ID,
+    CONF_QPM,
+    CONF_RETRY_BASE,
+    DEFAULT_DEGRADED_RETRY,
+    DEFAULT_EXTENSION_LEAD,
+    DEFAULT_MAX_FAILURES,
+    DEFAULT_QPM,
+    DEFAULT_RETRY_BASE,
+    DOMAIN,
+    OAUTH2_AUTHORIZE,
+    SDM_SCOPES,
+)
+from .core.errors import AuthFailed, StreamError
+
+_LOGGER = logging.getLogger(__name__)
+
+PROJECT_SCHEMA = probatio.Schema({probatio.Required(CONF_PROJECT_ID): str})
+
+
+class NestStreamsFlowHandler(config_entry_oauth2_flow.AbstractOAuth2FlowHandler, domain=DOMAIN):
+    """Project id -> OAuth -> the camera list is read -> entry."""
+
+    DOMAIN = DOMAIN
+    VERSION = 1
+
+    def __init__(self) -> None:
+        """Initialize the flow."""
+        super().__init__()
+        self._project_id: str | None = None
+
+    @property
+    @override
+    def logger(self) -> logging.Logger:
+        """Return the logger."""
+        return _LOGGER
+
+    @property
+    @override
+    def extra_authorize_data(self) -> dict[str, str]:
+        """Ask for the SDM scope and a refresh token."""
+        return {"scope": " ".join(SDM_SCOPES), "access_type": "offline", "prompt": "consent"}
+
+    @override
+    async def async_generate_authorize_url(self) -> str:
+        """Build the authorize URL from the Device Access project id."""
+        query = await super().async_generate_authorize_url()
+        return OAUTH2_AUTHORIZE.format(project_id=self._project_id) + query
+
+    @override
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the Device Access project id."""
+        if user_input is not None:
+            self._project_id = user_input[CONF_PROJECT_ID].strip()
+            await self.async_set_unique_id(self._project_id)
+            self._abort_if_unique_id_configured()
+            return await super().async_step_user()
+        return self.async_show_form(step_id="user", data_schema=PROJECT_SCHEMA)
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """Start re-authentication after Google refused the stored credentials."""
+        self._project_id = entry_data[CONF_PROJECT_ID]
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Confirm re-authentication."""
+        if user_input is None:
+            return self.async_show_form(
+                step_id="reauth_confirm",
+                description_placeholders={"project_id": str(self._project_id)},
+            )
+        return await super().async_step_user()
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Sign in again, possibly with other application credentials, for the same project."""
+        entry = self._get_reconfigure_entry()
+        if user_input is not None:
+            self._project_id = user_input[CONF_PROJECT_ID].strip()
+            await self.async_set_unique_id(self._project_id)
+            self._abort_if_unique_id_mismatch(reason="wrong_project")
+            return await super().async_step_user()
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(PROJECT_SCHEMA, entry.data),
+        )
+
+    @override
+    async def async_oauth_create_entry(self, data: dict[str, Any]) -> ConfigFlowResult:
+        """Read the camera list with the new token before creating or updating the entry."""
+        access_token: str = data["token"]["access_token"]
+
+        async def token() -> str:
+            return access_token
+
+        client = SdmClient(
+            TokenAuth(async_get_clientsession(self.hass), API_URL, token), str(self._project_id)
+        )
+        try:
+            cameras = await client.async_list_cameras()
+            homes = await client.async_structure_names()
+        except AuthFailed as err:
+            _LOGGER.warning("Google refused the new token: %s", err)
+            return self.async_abort(reason="invalid_auth")
+        except StreamError as err:
+            _LOGGER.warning("Could not read the device list: %s", err)
+            return self.async_abort(
+                reason="api_error", description_placeholders={"error": str(err)}
+            )
+        if not cameras:
+            return self.async_abort(reason="no_cameras")
+
+        data[CONF_PROJECT_ID] = self._project_id
+        if self.source in (SOURCE_REAUTH, SOURCE_RECONFIGURE):
+            entry = (
+                self._get_reauth_entry()
+                if self.source == SOURCE_REAUTH
+                else self._get_reconfigure_entry()
+            )
+            await self.async_set_unique_id(self._project_id)
+            self._abort_if_unique_id_mismatch(reason="wrong_project")
+            return self.async_update_reload_and_abort(entry, data_updates=data)
+        title = ", ".join(homes) or f"Nest project {self._project_id}"
+        return self.async_create_entry(title=title, data=data)
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> NestStreamsOptionsFlow:
+        """Return the options flow."""
+        return NestStreamsOptionsFlow()
+
+
+def _number(minimum: float, maximum: float, unit: str | None = None) -> NumberSelector:
+    config = NumberSelectorConfig(min=minimum, max=maximum, step=1, mode=NumberSelectorMode.BOX)
+    if unit is not None:
+        config["unit_of_measurement"] = unit
+    return NumberSelector(config)
+
+
+class NestStreamsOptionsFlow(OptionsFlowWithReload):
+    """Quota, timing and which cameras to keep alive."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Show and store the options."""
+        cameras: dict[str, str] = {}
+        if (runtime := getattr(self.config_entry, "runtime_data", None)) is not None:
+            cameras = {cam.device_id: cam.name for cam in runtime.coordinator.cameras.values()}
+        if user_input is not None:
+            # Stored as the cameras NOT to keep alive, so cameras added later default to on.
+            selected = set(user_input.get(CONF_CAMERAS, []))
+            options: dict[str, Any] = {
+                key: int(user_input[key])
+                for key in (
+                    CONF_QPM,
+                    CONF_EXTENSION_LEAD,
+                    CONF_MAX_FAILURES,
+                    CONF_DEGRADED_RETRY,
+                    CONF_RETRY_BASE,
+                )
+            }
+            options[CONF_EXCLUDED_CAMERAS] = sorted(set(cameras) - selected)
+            return self.async_create_entry(data=options)
+
+        excluded = set(self.config_entry.options.get(CONF_EXCLUDED_CAMERAS, []))
+        current = {
+            **self.config_entry.options,
+            CONF_CAMERAS: [device_id for device_id in cameras if device_id not in excluded],
+        }
+        schema = probatio.Schema(
+            {
+                probatio.Required(CONF_QPM, default=DEFAULT_QPM): _number(1, 60, "calls/min"),
+                probatio.Required(CONF_EXTENSION_LEAD, default=DEFAULT_EXTENSION_LEAD): _number(
+                    5, 120, "s"
+                ),
+                probatio.Required(CONF_MAX_FAILURES, default=DEFAULT_MAX_FAILURES): _number(1, 50),
+                probatio.Required(CONF_DEGRADED_RETRY, default=DEFAULT_DEGRADED_RETRY): _number(
+                    30, 3600, "s"
+                ),
+                probatio.Required(CONF_RETRY_BASE, default=DEFAULT_RETRY_BASE): _number(
+                    1, 300, "s"
+                ),
+                probatio.Optional(CONF_CAMERAS): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[
+                            SelectOptionDict(value=device_id, label=name)
+                            for device_id, name in sorted(cameras.items(), key=lambda i: i[1])
+                        ],
+                        multiple=True,
+                    )
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="init", data_schema=self.add_suggested_values_to_schema(schema, current)
+        )

@@ -1,0 +1,288 @@
+"""One camera's stream state machine."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+import logging
+
+from .client import StreamClient
+from .clock import Clock
+from .errors import AuthFailed, QueueStopped, StreamError, StreamGone
+from .models import (
+    CameraInfo,
+    CommandKind,
+    StreamHandle,
+    StreamProtocol,
+    StreamState,
+    StreamStatus,
+)
+from .queue import CommandQueue
+
+_LOGGER = logging.getLogger(__name__)
+
+EXPIRY_GRACE = 1.0
+"""A stream this close to its expiry is treated as gone."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """Timing of a camera's stream keeping."""
+
+    min_lead: float = 15.0
+    """Shortest time before expiry at which an extension is due."""
+    retry_base: float = 10.0
+    """First retry delay after a failure; doubles with each further failure."""
+    retry_cap: float = 160.0
+    max_failures: int = 5
+    """Consecutive failures after which the camera is degraded."""
+    degraded_retry: float = 300.0
+    stream_lifetime: float = 300.0
+    webrtc_offer: str | None = None
+    """SDP offer used to keep a WebRTC-only camera's session alive without a viewer."""
+
+
+def retry_delay(config: StreamConfig, failures: int) -> float:
+    """Backoff after `failures` consecutive failures: base, doubling, capped."""
+    return float(min(config.retry_base * 2 ** max(0, failures - 1), config.retry_cap))
+
+
+class CameraStream:
+    """Keeps one camera's stream alive through the shared command queue."""
+
+    def __init__(
+        self,
+        camera: CameraInfo,
+        *,
+        client: StreamClient,
+        queue: CommandQueue,
+        clock: Clock,
+        config: StreamConfig,
+        lead: Callable[[], float],
+        on_change: Callable[[CameraStream], None],
+        on_auth_failed: Callable[[], None],
+        restored: StreamHandle | None = None,
+        enabled: bool = True,
+    ) -> None:
+        """Create the state machine; `run()` drives it."""
+        self.camera = camera
+        self._client = client
+        self._queue = queue
+        self._clock = clock
+        self.config = config
+        self._lead = lead
+        self._on_change = on_change
+        self._on_auth_failed = on_auth_failed
+        self._handle = restored
+        self._enabled = enabled
+        self._wake = asyncio.Event()
+        self._state = StreamState.STARTING if enabled else StreamState.STOPPED
+        self._failures = 0
+        self._last_error: str | None = None
+        self._last_attempt: float | None = None
+        self._last_extension: float | None = None
+        self._retry_at: float | None = None
+        self._next_action: float | None = None
+        self._can_extend = True
+
+    @property
+    def handle(self) -> StreamHandle | None:
+        """The current stream, if any."""
+        return self._handle
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the camera is to be kept alive."""
+        return self._enabled
+
+    @property
+    def status(self) -> StreamStatus:
+        """An immutable snapshot of the camera's stream."""
+        handle = self._handle
+        return StreamStatus(
+            device_id=self.camera.device_id,
+            state=self._state,
+            consecutive_failures=self._failures,
+            last_error=self._last_error,
+            last_attempt=self._last_attempt,
+            last_extension=self._last_extension,
+            expires_at=handle.expires_at if handle else None,
+            stream_url=handle.url if handle else None,
+            session_id=handle.session_id if handle else None,
+            can_extend=self._can_extend,
+            next_action_at=self._retry_at or self._next_action,
+        )
+
+    def start(self) -> None:
+        """Keep the stream alive (again); a degraded camera is retried now."""
+        self._enabled = True
+        self._retry_at = None
+        self._wake.set()
+
+    def stop(self, last_error: str | None = None) -> None:
+        """Stop keeping the stream alive; the stream is stopped at Google."""
+        self._enabled = False
+        self._last_error = last_error
+        self._wake.set()
+
+    def restart(self) -> None:
+        """Drop the current stream and generate a new one now."""
+        self.queue_stop()
+        self._failures = 0
+        self._retry_at = None
+        self._enabled = True
+        self._set_state(StreamState.STARTING)
+        self._wake.set()
+
+    def update_camera(self, camera: CameraInfo) -> None:
+        """Take a newer description of the same camera (name, protocols)."""
+        self.camera = camera
+
+    async def run(self) -> None:
+        """Drive the state machine until cancelled."""
+        while True:
+            await self._step()
+
+    async def _step(self) -> None:
+        if not self._enabled:
+            self.queue_stop()
+            self._retry_at = self._next_action = None
+            self._set_state(StreamState.STOPPED)
+            await self._wait(None)
+            return
+        now = self._clock.now()
+        if self._retry_at is not None and now < self._retry_at:
+            await self._wait(self._retry_at - now)
+            return
+        handle = self._handle
+        if handle is None or handle.expires_at <= now + EXPIRY_GRACE:
+            self._handle = None
+            if self._state is StreamState.RUNNING:
+                self._set_state(StreamState.STARTING)
+            await self._attempt(CommandKind.GENERATE, None)
+            return
+        due = handle.expires_at - self._lead()
+        if now < due:
+            self._next_action = due
+            self._set_state(StreamState.RUNNING)
+            await self._wait(due - now)
+            return
+        kind = CommandKind.EXTEND if self._can_extend else CommandKind.GENERATE
+        await self._attempt(kind, handle)
+
+    async def _wait(self, seconds: float | None) -> None:
+        """Sleep for `seconds` (forever when None) or until woken."""
+        self._wake.clear()
+        waiter = asyncio.ensure_future(self._wake.wait())
+        if seconds is None:
+            await waiter
+            return
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        try:
+            await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    async def _attempt(self, kind: CommandKind, handle: StreamHandle | None) -> None:
+        camera = self.camera
+        now = self._clock.now()
+        self._last_attempt = now
+        self._next_action = None
+        if handle is not None and kind is CommandKind.EXTEND:
+            future = self._queue.submit(
+                kind,
+                camera.device_id,
+                lambda: self._client.extend(camera, handle),
+                deadline=handle.expires_at,
+            )
+        else:
+            offer = self.config.webrtc_offer
+            future = self._queue.submit(
+                kind,
+                camera.device_id,
+                lambda: self._client.generate(camera, offer),
+                deadline=handle.expires_at if handle else now,
+            )
+        self._on_change(self)
+        try:
+            new_handle = await future
+        except QueueStopped:
+            await self._wait(None)
+            return
+        except StreamGone as err:
+            if kind is CommandKind.EXTEND and handle is not None:
+                self._stream_gone(handle, err)
+                return
+            self._failure(err)
+            return
+        except AuthFailed as err:
+            self._on_auth_failed()
+            self._failure(err)
+            return
+        except StreamError as err:
+            self._failure(err)
+            return
+        self._success(kind, new_handle)
+
+    def _stream_gone(self, handle: StreamHandle, err: StreamGone) -> None:
+        """An extension was refused: generate a new stream right away."""
+        now = self._clock.now()
+        if handle.protocol is StreamProtocol.WEB_RTC and handle.expires_at > now + EXPIRY_GRACE:
+            # A live session that cannot be extended: a battery camera. Regenerate from now on.
+            _LOGGER.info("%s cannot extend WebRTC sessions; regenerating instead", self.camera.name)
+            self._can_extend = False
+        else:
+            _LOGGER.debug("%s: stream gone (%s); generating a new one", self.camera.name, err)
+        self._last_error = str(err)
+        self._handle = None
+        self._on_change(self)
+
+    def _failure(self, err: StreamError) -> None:
+        now = self._clock.now()
+        self._failures += 1
+        if self._last_error != str(err):
+            _LOGGER.warning("%s: stream command failed: %s", self.camera.name, err)
+        self._last_error = str(err)
+        if self._failures >= self.config.max_failures:
+            self._retry_at = now + self.config.degraded_retry
+            self._set_state(StreamState.DEGRADED)
+            return
+        self._retry_at = now + retry_delay(self.config, self._failures)
+        handle = self._handle
+        alive = handle is not None and handle.expires_at > now + EXPIRY_GRACE
+        self._set_state(StreamState.RUNNING if alive else StreamState.FAILED)
+
+    def _success(self, kind: CommandKind, handle: StreamHandle) -> None:
+        if self._failures or self._state is StreamState.DEGRADED:
+            _LOGGER.info("%s: stream recovered", self.camera.name)
+        self._failures = 0
+        self._retry_at = None
+        self._last_error = None
+        self._handle = handle
+        if kind is CommandKind.EXTEND:
+            self._last_extension = self._clock.now()
+        if not self._enabled:
+            return
+        self._set_state(StreamState.RUNNING, force=True)
+
+    def queue_stop(self) -> None:
+        """Queue a stop for the current stream (stops run last but are never dropped)."""
+        handle, self._handle = self._handle, None
+        if handle is None or handle.expires_at <= self._clock.now():
+            return
+        camera = self.camera
+        future = self._queue.submit(
+            CommandKind.STOP, camera.device_id, lambda: self._client.stop(camera, handle)
+        )
+        future.add_done_callback(self._stop_done)
+
+    def _stop_done(self, future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and (err := future.exception()) is not None:
+            _LOGGER.debug("%s: stopping the stream failed: %s", self.camera.name, err)
+
+    def _set_state(self, state: StreamState, *, force: bool = False) -> None:
+        if state is not self._state or force:
+            self._state = state
+            self._on_change(self)

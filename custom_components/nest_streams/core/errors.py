@@ -1,0 +1,31 @@
+"""Typed errors the core understands; the SDM adapter maps the client library's onto them."""
+
+from __future__ import annotations
+
+
+class StreamError(Exception):
+    """Base class of every error a stream command can end with."""
+
+
+class QuotaExceeded(StreamError):
+    """Google answered 429 RESOURCE_EXHAUSTED: a signal for the whole project, not the camera."""
+
+
+class StreamGone(StreamError):
+    """The stream cannot be extended (404, expired, FAILED_PRECONDITION): generate a new one."""
+
+
+class AuthFailed(StreamError):
+    """Credentials were refused (401, invalid_grant): the user must re-authenticate."""
+
+
+class TransientError(StreamError):
+    """5xx, timeout or malformed answer: retry later."""
+
+
+class CommandFailed(StreamError):
+    """Any other refusal of a command (404 device, 403, 400 on generate)."""
+
+
+class QueueStopped(StreamError):
+    """The command queue was stopped before the command ran."""

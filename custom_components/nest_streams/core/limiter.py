@@ -1,0 +1,68 @@
+"""Rate limiters: a smooth project-wide limiter and a sliding per-device window."""
+
+from __future__ import annotations
+
+from collections import deque
+import math
+
+from .clock import Clock
+
+WINDOW = 60.0
+
+
+class SmoothLimiter:
+    """One command every `60 / qpm * (1 + safety)` seconds, burst 1.
+
+    Spacing every call by at least the interval keeps any sliding 60 s window at or under `qpm`
+    calls; `safety` absorbs jitter between our clock and Google's.
+    """
+
+    def __init__(self, clock: Clock, qpm: float, safety: float = 0.01) -> None:
+        """Allow `qpm` commands per minute."""
+        if qpm <= 0:
+            raise ValueError("qpm must be positive")
+        self._clock = clock
+        self.interval = WINDOW / qpm * (1.0 + safety)
+        self._next = -math.inf
+
+    def delay(self) -> float:
+        """Seconds until the next slot (0 when one is free now)."""
+        return max(0.0, self._next - self._clock.now())
+
+    def take(self) -> None:
+        """Use the current slot."""
+        self._next = max(self._next, self._clock.now()) + self.interval
+
+    def defer(self, until: float) -> None:
+        """Give no slot before `until` (quota back-off)."""
+        self._next = max(self._next, until)
+
+
+class DeviceWindow:
+    """At most `limit` commands per device in any sliding 60 s window."""
+
+    def __init__(self, clock: Clock, limit: int = 5) -> None:
+        """Allow `limit` commands per device per minute."""
+        self._clock = clock
+        self._limit = limit
+        self._sent: dict[str, deque[float]] = {}
+
+    def ready_at(self, device_id: str) -> float:
+        """When the device may send its next command."""
+        sent = self._sent.get(device_id)
+        if not sent:
+            return self._clock.now()
+        cutoff = self._clock.now() - WINDOW
+        while sent and sent[0] <= cutoff:
+            sent.popleft()
+        if len(sent) < self._limit:
+            return self._clock.now()
+        return sent[0] + WINDOW
+
+    def record(self, device_id: str) -> None:
+        """Count a command sent now."""
+        self._sent.setdefault(device_id, deque()).append(self._clock.now())
+
+    def forget(self, device_id: str) -> None:
+        """Drop a removed device."""
+        self._sent.pop(device_id, None)

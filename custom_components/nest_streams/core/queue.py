@@ -1,0 +1,263 @@
+"""One rate-limited priority queue of SDM commands per Google project."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+import heapq
+import itertools
+import logging
+import math
+from typing import Any
+
+from .clock import Clock
+from .errors import QueueStopped, QuotaExceeded, TransientError
+from .limiter import WINDOW, DeviceWindow, SmoothLimiter
+from .models import CommandKind, QueueStats
+
+_LOGGER = logging.getLogger(__name__)
+
+EMA_ALPHA = 0.2
+BACKOFF_MAX = 120.0
+
+
+@dataclass(order=True, slots=True)
+class _Entry:
+    """A queued command. Ordered by kind, then deadline, then submission order."""
+
+    kind: CommandKind
+    deadline: float
+    seq: int
+    device_id: str = field(compare=False)
+    run: Callable[[], Awaitable[Any]] = field(compare=False)
+    future: asyncio.Future[Any] = field(compare=False)
+    submitted_at: float = field(compare=False)
+
+
+class CommandQueue:
+    """Priority heap in front of a smooth limiter and a per-device window.
+
+    Extensions run before generations, stops last; among extensions the earliest expiry goes
+    first, ties and generations in submission order. A 429 backs the whole queue off and puts
+    the command back in its place: it is never counted against the camera.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        qpm: float = 10,
+        per_device_qpm: int = 5,
+        timeout: float = 20.0,
+    ) -> None:
+        """Create a queue; `run()` is its worker."""
+        self._clock = clock
+        self.limiter = SmoothLimiter(clock, qpm)
+        self._devices = DeviceWindow(clock, per_device_qpm)
+        self._timeout = timeout
+        self._heap: list[_Entry] = []
+        self._seq = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._sent: deque[float] = deque()
+        self._stopped = False
+        self._backoff = 0.0
+        self._backoff_until: float | None = None
+        self._enqueued = 0
+        self._executed = 0
+        self._failed = 0
+        self._counts = dict.fromkeys(CommandKind, 0)
+        self._quota_rejections = 0
+        self._average_wait = 0.0
+        self.on_change: Callable[[], None] | None = None
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two commands."""
+        return self.limiter.interval
+
+    @property
+    def average_wait(self) -> float:
+        """EMA of the time commands wait in the queue, in seconds."""
+        return self._average_wait
+
+    def submit[T](
+        self,
+        kind: CommandKind,
+        device_id: str,
+        run: Callable[[], Awaitable[T]],
+        deadline: float | None = None,
+    ) -> asyncio.Future[T]:
+        """Queue a command; the future resolves with its result or error.
+
+        Cancelling the future withdraws a command that has not started.
+        """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        if self._stopped:
+            future.set_exception(QueueStopped("the command queue is stopped"))
+            return future
+        entry = _Entry(
+            kind=kind,
+            deadline=math.inf if deadline is None else deadline,
+            seq=next(self._seq),
+            device_id=device_id,
+            run=run,
+            future=future,
+            submitted_at=self._clock.now(),
+        )
+        heapq.heappush(self._heap, entry)
+        self._enqueued += 1
+        self._wakeup.set()
+        self._changed()
+        return future
+
+    def stats(self) -> QueueStats:
+        """A snapshot of the statistics."""
+        self._prune_sent()
+        return QueueStats(
+            depth=sum(1 for entry in self._heap if not entry.future.done()),
+            enqueued=self._enqueued,
+            executed=self._executed,
+            failed=self._failed,
+            extends=self._counts[CommandKind.EXTEND],
+            generates=self._counts[CommandKind.GENERATE],
+            stops=self._counts[CommandKind.STOP],
+            quota_rejections=self._quota_rejections,
+            average_wait=self._average_wait,
+            commands_last_minute=len(self._sent),
+            backoff_until=self._backoff_until,
+        )
+
+    async def run(self) -> None:
+        """The worker: take a slot, pick the most urgent ready command, start it."""
+        while not self._stopped:
+            if not self._pending():
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if (delay := self.limiter.delay()) > 0:
+                await self._clock.sleep(delay)
+                continue
+            entry, ready_at = self._pick()
+            if entry is None:
+                self._wakeup.clear()
+                await self._sleep_or_wakeup(ready_at - self._clock.now())
+                continue
+            self.limiter.take()
+            self._devices.record(entry.device_id)
+            self._sent.append(self._clock.now())
+            wait = self._clock.now() - entry.submitted_at
+            self._average_wait += EMA_ALPHA * (wait - self._average_wait)
+            task = asyncio.create_task(self._execute(entry), name=f"sdm {entry.kind.name}")
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            self._changed()
+
+    def _pending(self) -> bool:
+        while self._heap and self._heap[0].future.done():
+            heapq.heappop(self._heap)
+        return bool(self._heap)
+
+    def _pick(self) -> tuple[_Entry | None, float]:
+        """The best command whose device may send now, or when the first one may."""
+        earliest = math.inf
+        for entry in sorted(self._heap):
+            if entry.future.done():
+                continue
+            ready_at = self._devices.ready_at(entry.device_id)
+            if ready_at <= self._clock.now():
+                self._heap.remove(entry)
+                heapq.heapify(self._heap)
+                return entry, ready_at
+            earliest = min(earliest, ready_at)
+        return None, earliest
+
+    async def _sleep_or_wakeup(self, seconds: float) -> None:
+        try:
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self._wakeup.wait()
+        except TimeoutError:
+            pass
+
+    async def _execute(self, entry: _Entry) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await entry.run()
+        except QuotaExceeded:
+            self._quota_rejections += 1
+            self._backoff = min(BACKOFF_MAX, max(self._backoff * 2, self.interval * 2))
+            self._backoff_until = self._clock.now() + self._backoff
+            self.limiter.defer(self._backoff_until)
+            _LOGGER.warning(
+                "Google's quota was exceeded (429); pausing all commands for %.0f s",
+                self._backoff,
+            )
+            if not entry.future.done() and not self._stopped:
+                heapq.heappush(self._heap, entry)
+                self._wakeup.set()
+            elif not entry.future.done():
+                entry.future.set_exception(QueueStopped("the command queue is stopped"))
+        except TimeoutError:
+            self._finish_error(entry, TransientError(f"no answer within {self._timeout:.0f} s"))
+        except asyncio.CancelledError:
+            if not entry.future.done():
+                entry.future.set_exception(QueueStopped("the command queue is stopped"))
+            raise
+        except Exception as err:
+            self._finish_error(entry, err)
+        else:
+            self._backoff = 0.0
+            self._executed += 1
+            self._counts[entry.kind] += 1
+            if not entry.future.done():
+                entry.future.set_result(result)
+        self._changed()
+
+    def _finish_error(self, entry: _Entry, err: Exception) -> None:
+        self._backoff = 0.0
+        self._failed += 1
+        if not entry.future.done():
+            entry.future.set_exception(err)
+
+    def _prune_sent(self) -> None:
+        cutoff = self._clock.now() - WINDOW
+        while self._sent and self._sent[0] <= cutoff:
+            self._sent.popleft()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    async def flush_stops(self, grace: float) -> None:
+        """Run every queued stop now, unpaced, waiting at most `grace` seconds.
+
+        Used when the queue is about to stop: a stop refused for quota only means that stream
+        expires at Google on its own within its remaining lifetime.
+        """
+        stops = [e for e in self._heap if e.kind is CommandKind.STOP and not e.future.done()]
+        for entry in stops:
+            self._heap.remove(entry)
+        heapq.heapify(self._heap)
+        if not stops:
+            return
+        self._stopped = True  # a 429 must not requeue
+        tasks = [asyncio.create_task(self._execute(entry)) for entry in stops]
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Stop: queued commands fail with `QueueStopped`, running ones are cancelled."""
+        self._stopped = True
+        self._wakeup.set()
+        for entry in self._heap:
+            if not entry.future.done():
+                entry.future.set_exception(QueueStopped("the command queue is stopped"))
+        self._heap.clear()
+        for task in list(self._inflight):
+            task.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)
+        self._changed()

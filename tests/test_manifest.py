@@ -1,0 +1,83 @@
+"""manifest.json and hacs.json against HA's (hassfest) and HACS's rules, checked by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import struct
+
+from awesomeversion import AwesomeVersion
+from homeassistant.const import __version__ as HA_VERSION
+
+from custom_components.nest_streams.const import DOMAIN
+
+ROOT = Path(__file__).parent.parent
+INTEGRATION = ROOT / "custom_components" / DOMAIN
+
+
+def _manifest() -> dict[str, object]:
+    return json.loads((INTEGRATION / "manifest.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_manifest_keys_and_order() -> None:
+    """Domain, name, then the other keys in alphabetical order (hassfest's rule)."""
+    manifest = _manifest()
+    keys = list(manifest)
+    assert keys[:2] == ["domain", "name"]
+    assert keys[2:] == sorted(keys[2:])
+    assert manifest["domain"] == DOMAIN == INTEGRATION.name
+    assert manifest["name"] == "Nest Streams"
+    assert manifest["config_flow"] is True
+    assert manifest["dependencies"] == ["application_credentials"]
+    assert manifest["integration_type"] == "hub"
+    assert manifest["iot_class"] == "cloud_polling"
+    for key in ("documentation", "issue_tracker"):
+        assert str(manifest[key]).startswith("https://")
+    assert manifest["codeowners"]
+
+
+def test_manifest_version_and_requirements() -> None:
+    """Custom integrations need a valid version; requirements must be pip specifiers."""
+    manifest = _manifest()
+    version = AwesomeVersion(str(manifest["version"]))
+    assert version.valid
+    assert version.strategy in ("SemVer", "SimpleVer", "CalVer", "PEP 440")
+    requirements = manifest["requirements"]
+    assert isinstance(requirements, list)
+    assert any(str(req).startswith("google-nest-sdm") for req in requirements)
+
+
+def test_hacs_json() -> None:
+    """hacs.json names the integration and a minimum HA version no newer than the tested one."""
+    hacs = json.loads((ROOT / "hacs.json").read_text())
+    assert hacs["name"] == "Nest Streams"
+    assert AwesomeVersion(hacs["homeassistant"]) <= AwesomeVersion(HA_VERSION)
+    assert set(hacs) <= {
+        "name",
+        "homeassistant",
+        "render_readme",
+        "content_in_root",
+        "zip_release",
+        "filename",
+        "hide_default_branch",
+        "country",
+        "hacs",
+        "persistent_directory",
+    }
+    for required in ("README.md", "info.md"):
+        assert (ROOT / required).is_file()
+
+
+def test_brand_icon_is_square_png() -> None:
+    """brand/icon.png is a PNG of 256x256 (HA brands' rule for icon.png)."""
+    data = (INTEGRATION / "brand" / "icon.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (256, 256)
+
+
+def test_translations_are_valid_json() -> None:
+    """translations/en.json parses and holds no strings.json key references."""
+    text = (INTEGRATION / "translations" / "en.json").read_text()
+    json.loads(text)
+    assert "[%key:" not in text
