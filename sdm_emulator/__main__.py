@@ -1,0 +1,117 @@
+"""Run the emulator as a server: `python -m sdm_emulator --cameras 20 --port 8765`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from aiohttp import web
+
+from .app import create_app
+from .config import EmulatorConfig, default_devices
+from .emulator import Emulator
+from .faults import Fault, FaultConfig, ScriptedFault
+
+
+def _scripted(value: str) -> ScriptedFault:
+    parts = value.split(":")
+    if len(parts) not in (3, 4):
+        raise argparse.ArgumentTypeError("expected FAULT:START:END[:DEVICE]")
+    return ScriptedFault(
+        Fault(parts[0]), float(parts[1]), float(parts[2]), parts[3] if len(parts) == 4 else None
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sdm_emulator",
+        description="A local Google SDM + OAuth emulator (Google's paths under one host).",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    add("--port", type=int, default=8765, help="port to listen on (default 8765)")
+    add("--project-id", default="project-id-1", help="Device Access project id")
+    add("--structure-name", default="Home", help="name of the project's home")
+    add("--cameras", type=int, default=3, help="RTSP cameras (default 3)")
+    add("--webrtc", type=int, default=0, help="wired WebRTC cameras")
+    add("--battery", type=int, default=0, help="battery WebRTC cameras (cannot extend)")
+    add("--doorbells", type=int, default=0, help="RTSP doorbells")
+    add("--thermostats", type=int, default=1, help="thermostats (not cameras)")
+    add("--lifetime", type=float, default=300.0, help="stream lifetime in seconds (300)")
+    add("--execute-qpm", type=int, default=10, help="executeCommand per minute per project")
+    add("--device-qpm", type=int, default=5, help="commands per minute per device and command")
+    add("--devices-get-qpm", type=int, default=10, help="devices.get per minute")
+    add("--devices-list-qpm", type=int, default=5, help="devices.list per minute")
+    add("--structures-qpm", type=int, default=5, help="structures.list per minute")
+    add("--rtsp-host", default="127.0.0.1:8554", help="host:port put in RTSP URLs")
+    add("--seed", type=int, default=0, help="seed of the fault injection")
+    add("--fault-rate", type=float, default=0.0, help="total per-call fault rate (0..1)")
+    add("--rate-500", type=float, help="per-call rate of 500 answers")
+    add("--rate-503", type=float, help="per-call rate of 503 answers")
+    add("--rate-slow", type=float, help="per-call rate of slow answers")
+    add("--rate-malformed", type=float, help="per-call rate of malformed JSON answers")
+    add("--slow-seconds", type=float, default=30.0, help="delay of a slow answer (30 s)")
+    add("--failing-device", action="append", default=[], help="device id that always fails")
+    add("--not-found-device", action="append", default=[], help="device id answered 404")
+    add("--token-down", action="store_true", help="the token endpoint answers 503")
+    add(
+        "--script",
+        action="append",
+        type=_scripted,
+        default=[],
+        metavar="FAULT:START:END[:DEVICE]",
+        help=f"scripted fault (FAULT one of {', '.join(f.value for f in Fault)}; seconds)",
+    )
+    return parser.parse_args(argv)
+
+
+def build_emulator(args: argparse.Namespace) -> Emulator:
+    """An emulator configured from parsed arguments."""
+    faults = FaultConfig.uniform(args.fault_rate)
+    for name in ("rate_500", "rate_503", "rate_slow", "rate_malformed"):
+        if (value := getattr(args, name)) is not None:
+            setattr(faults, name, value)
+    faults.slow_seconds = args.slow_seconds
+    faults.failing_devices = set(args.failing_device)
+    faults.not_found_devices = set(args.not_found_device)
+    faults.token_down = args.token_down
+    faults.scripted = list(args.script)
+    config = EmulatorConfig(
+        project_id=args.project_id,
+        structure_name=args.structure_name,
+        devices=default_devices(
+            args.cameras,
+            webrtc=args.webrtc,
+            battery=args.battery,
+            doorbells=args.doorbells,
+            thermostats=args.thermostats,
+        ),
+        stream_lifetime=args.lifetime,
+        execute_qpm=args.execute_qpm,
+        device_command_qpm=args.device_qpm,
+        devices_get_qpm=args.devices_get_qpm,
+        devices_list_qpm=args.devices_list_qpm,
+        structures_qpm=args.structures_qpm,
+        rtsp_host=args.rtsp_host,
+        faults=faults,
+        seed=args.seed,
+    )
+    return Emulator(config)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until interrupted."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    emulator = build_emulator(args)
+    print(
+        f"SDM emulator: project {args.project_id}, {len(emulator.cameras())} cameras, "
+        f"http://{args.host}:{args.port}",
+        flush=True,
+    )
+    web.run_app(create_app(emulator), host=args.host, port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""The emulator over HTTP (aiohttp): one catch-all route in front of `Emulator.handle`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .emulator import Emulator
+
+EMULATOR_KEY = web.AppKey("emulator", Emulator)
+
+
+async def _handle(request: web.Request) -> web.StreamResponse:
+    emulator = request.app[EMULATOR_KEY]
+    body = await request.read()
+    reply = await emulator.handle(
+        request.method, request.path, dict(request.query), dict(request.headers), body
+    )
+    return web.Response(
+        status=reply.status,
+        body=reply.body,
+        headers={**reply.headers, "Content-Type": reply.content_type},
+    )
+
+
+def create_app(emulator: Emulator) -> web.Application:
+    """An aiohttp application serving `emulator`."""
+    app = web.Application()
+    app[EMULATOR_KEY] = emulator
+    app.router.add_route("*", "/{tail:.*}", _handle)
+    return app

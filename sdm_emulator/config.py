@@ -1,0 +1,94 @@
+"""What the emulator emulates: devices, limits, lifetimes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .faults import FaultConfig
+
+
+class DeviceKind(StrEnum):
+    """Kinds of device the emulator can hold."""
+
+    RTSP_CAMERA = "rtsp"
+    """A wired camera with RTSP streams (extendable)."""
+    WEBRTC_CAMERA = "webrtc"
+    """A wired camera with WebRTC streams (extendable)."""
+    BATTERY_CAMERA = "battery"
+    """A battery camera: WebRTC only, ExtendWebRtcStream fails with FAILED_PRECONDITION."""
+    DOORBELL = "doorbell"
+    """A wired doorbell with RTSP streams."""
+    THERMOSTAT = "thermostat"
+    """Not a camera."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """One emulated device."""
+
+    device_id: str
+    kind: DeviceKind
+    name: str
+    room: str
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        """The SDM `supportedProtocols` of the device (empty when it is not a camera)."""
+        if self.kind in (DeviceKind.RTSP_CAMERA, DeviceKind.DOORBELL):
+            return ("RTSP",)
+        if self.kind in (DeviceKind.WEBRTC_CAMERA, DeviceKind.BATTERY_CAMERA):
+            return ("WEB_RTC",)
+        return ()
+
+
+def default_devices(
+    cameras: int,
+    *,
+    webrtc: int = 0,
+    battery: int = 0,
+    doorbells: int = 0,
+    thermostats: int = 1,
+) -> list[DeviceSpec]:
+    """`cameras` RTSP cameras plus the given numbers of other devices, with stable ids."""
+    devices: list[DeviceSpec] = []
+
+    def add(kind: DeviceKind, count: int, label: str) -> None:
+        for index in range(1, count + 1):
+            devices.append(
+                DeviceSpec(
+                    device_id=f"{kind.value}-{index:02d}",
+                    kind=kind,
+                    name=f"{label} {index:02d}",
+                    room=f"Room {len(devices) + 1:02d}",
+                )
+            )
+
+    add(DeviceKind.RTSP_CAMERA, cameras, "Camera")
+    add(DeviceKind.WEBRTC_CAMERA, webrtc, "WebRTC Camera")
+    add(DeviceKind.BATTERY_CAMERA, battery, "Battery Camera")
+    add(DeviceKind.DOORBELL, doorbells, "Doorbell")
+    add(DeviceKind.THERMOSTAT, thermostats, "Thermostat")
+    return devices
+
+
+@dataclass(slots=True)
+class EmulatorConfig:
+    """Everything configurable; Google's published values are the defaults."""
+
+    project_id: str = "project-id-1"
+    structure_name: str = "Home"
+    devices: list[DeviceSpec] = field(default_factory=lambda: default_devices(3))
+    stream_lifetime: float = 300.0
+    access_token_lifetime: int = 3599
+    execute_qpm: int = 10
+    """executeCommand per project and user, sliding 60 s."""
+    device_command_qpm: int = 5
+    """Per device and trait command, sliding 60 s."""
+    devices_get_qpm: int = 10
+    devices_list_qpm: int = 5
+    structures_qpm: int = 5
+    rtsp_host: str = "127.0.0.1:8554"
+    """Host in the RTSP URLs handed out (`rtsps://<host>/sdm_live_stream/<id>?auth=<token>`)."""
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    seed: int = 0

@@ -1,0 +1,99 @@
+"""Metrics owned by the emulator: what Google would have seen on its side of the wire."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+import math
+from typing import Any
+
+WINDOW = 60.0
+
+
+@dataclass(slots=True)
+class StreamRecord:
+    """One stream as Google holds it."""
+
+    stream_id: str
+    device_id: str
+    protocol: str
+    started: float
+    expires_at: float
+    extension_token: str = ""
+    stream_token: str = ""
+    session_id: str = ""
+    stopped_at: float | None = None
+    extensions: int = 0
+
+    def end(self) -> float:
+        """When the stream stopped being valid (or will)."""
+        return min(self.expires_at, math.inf if self.stopped_at is None else self.stopped_at)
+
+
+@dataclass(slots=True)
+class Metrics:
+    """Call counters and the stream timeline."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    per_minute: defaultdict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    quota_rejections: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    accepted_commands: list[float] = field(default_factory=list)
+    """Times of executeCommand calls that passed the quota."""
+
+    def count(self, endpoint: str, elapsed: float) -> None:
+        """Count one call of `endpoint` at `elapsed` seconds."""
+        self.calls[endpoint] += 1
+        self.per_minute[int(elapsed // WINDOW)][endpoint] += 1
+
+    def peak_commands(self) -> int:
+        """Most accepted commands in any sliding 60 s window (t - 60, t]."""
+        times = sorted(self.accepted_commands)
+        peak = start = 0
+        for end, moment in enumerate(times):
+            while times[start] <= moment - WINDOW:
+                start += 1
+            peak = max(peak, end - start + 1)
+        return peak
+
+    @staticmethod
+    def covered(records: Iterable[StreamRecord], until: float) -> tuple[float, float, float]:
+        """(first start, seconds covered by a valid stream, seconds observed) up to `until`."""
+        intervals = sorted(
+            (record.started, min(record.end(), until))
+            for record in records
+            if record.started < until
+        )
+        if not intervals:
+            return until, 0.0, 0.0
+        first = intervals[0][0]
+        covered = 0.0
+        current_start, current_end = intervals[0]
+        for start, end in intervals[1:]:
+            if start > current_end:
+                covered += max(0.0, current_end - current_start)
+                current_start, current_end = start, end
+            else:
+                current_end = max(current_end, end)
+        covered += max(0.0, current_end - current_start)
+        return first, covered, until - first
+
+    def availability(self, records: Iterable[StreamRecord], until: float) -> dict[str, Any]:
+        """Per camera (from its first stream) and overall availability, 0..1."""
+        by_device: defaultdict[str, list[StreamRecord]] = defaultdict(list)
+        for record in records:
+            by_device[record.device_id].append(record)
+        per_camera: dict[str, float] = {}
+        total_covered = total_observed = 0.0
+        for device_id, device_records in sorted(by_device.items()):
+            _, covered, observed = self.covered(device_records, until)
+            if observed > 0:
+                per_camera[device_id] = covered / observed
+                total_covered += covered
+                total_observed += observed
+        return {
+            "overall": total_covered / total_observed if total_observed else None,
+            "min": min(per_camera.values()) if per_camera else None,
+            "per_camera": per_camera,
+        }
