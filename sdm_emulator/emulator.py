@@ -178,6 +178,8 @@ class Emulator:
         """Change standing faults at run time (tests, `scripts/develop`)."""
         try:
             change = json.loads(body)
+            if not isinstance(change, dict):
+                raise TypeError("expected a JSON object")
             faults = self.config.faults
             for key in ("failing_devices", "not_found_devices"):
                 if key in change:

@@ -1,0 +1,378 @@
+"""The emulator's own behaviour, called directly (no HTTP)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from sdm_emulator import Emulator, EmulatorConfig, FaultConfig, ScriptedFault, default_devices
+from sdm_emulator.__main__ import build_emulator, parse_args
+from sdm_emulator.clock import ManualClock
+from sdm_emulator.faults import Fault
+from sdm_emulator.metrics import Metrics, StreamRecord
+
+from .conftest import PROJECT, Caller
+
+
+async def _authorize(emulator: Emulator, **query: str) -> tuple[int, dict[str, str]]:
+    reply = await emulator.handle("GET", f"/partnerconnections/{PROJECT}/auth", query, {}, b"")
+    return reply.status, dict(reply.headers)
+
+
+async def test_authorize_redirects_with_code_and_state(emulator: Emulator) -> None:
+    status, headers = await _authorize(emulator, redirect_uri="https://ha.local/cb?x=1", state="s1")
+    assert status == 302
+    location = urlparse(headers["Location"])
+    query = parse_qs(location.query)
+    assert location.netloc == "ha.local"
+    assert query["state"] == ["s1"]
+    assert query["x"] == ["1"]
+    code = query["code"][0]
+
+    form = f"grant_type=authorization_code&code={code}&redirect_uri=https://ha.local/cb?x=1"
+    reply = await emulator.handle("POST", "/oauth2/v4/token", {}, {}, form.encode())
+    assert reply.status == 200
+    # A code is single use.
+    again = await emulator.handle("POST", "/oauth2/v4/token", {}, {}, form.encode())
+    assert again.status == 400
+
+
+@pytest.mark.parametrize(
+    ("project", "query", "status"),
+    [
+        (PROJECT, {}, 400),
+        (PROJECT, {"redirect_uri": "not a url"}, 400),
+        ("other-project", {"redirect_uri": "https://ha.local/cb"}, 404),
+    ],
+)
+async def test_authorize_rejects(
+    emulator: Emulator, project: str, query: dict[str, str], status: int
+) -> None:
+    reply = await emulator.handle("GET", f"/partnerconnections/{project}/auth", query, {}, b"")
+    assert reply.status == status
+    assert reply.content_type == "text/html"
+
+
+async def test_refresh_token_grant_in_query_string(emulator: Emulator) -> None:
+    refresh = emulator.issue_tokens()["refresh_token"]
+    query = {"grant_type": "refresh_token", "refresh_token": refresh}
+    reply = await emulator.handle("POST", "/oauth2/v4/token", query, {}, b"")
+    assert reply.status == 200
+    emulator.revoke(refresh)
+    reply = await emulator.handle("POST", "/oauth2/v4/token", query, {}, b"")
+    assert reply.status == 400
+    assert b"Token has been expired or revoked." in reply.body
+    reply = await emulator.handle("POST", "/oauth2/v4/token", {"grant_type": "x"}, {}, b"")
+    assert reply.status == 400
+
+
+async def test_token_endpoint_down(emulator: Emulator) -> None:
+    emulator.config.faults.token_down = True
+    refresh = emulator.issue_tokens()["refresh_token"]
+    query = {"grant_type": "refresh_token", "refresh_token": refresh}
+    reply = await emulator.handle("POST", "/oauth2/v4/token", query, {}, b"")
+    assert reply.status == 503
+
+
+async def test_access_token_expires(caller: Caller, clock: ManualClock) -> None:
+    status, _ = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices")
+    assert status == 200
+    clock.advance(3600)
+    status, body = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices")
+    assert status == 401
+    assert body["error"]["status"] == "UNAUTHENTICATED"
+    caller.emulator.revoke()
+    status, _ = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices")
+    assert status == 401
+
+
+async def test_device_list_and_structures(caller: Caller) -> None:
+    status, body = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices")
+    assert status == 200
+    types = [device["type"] for device in body["devices"]]
+    assert types.count("sdm.devices.types.CAMERA") == 4
+    assert "sdm.devices.types.DOORBELL" in types
+    assert "sdm.devices.types.THERMOSTAT" in types
+    status, body = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices/battery-01")
+    assert body["traits"]["sdm.devices.traits.CameraLiveStream"]["supportedProtocols"] == [
+        "WEB_RTC"
+    ]
+    assert body["parentRelations"][0]["displayName"]
+    status, body = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices/nope")
+    assert status == 404
+    status, body = await caller.call("GET", f"/v1/enterprises/{PROJECT}/structures")
+    assert body["structures"][0]["traits"]["sdm.structures.traits.Info"]["customName"] == "Home"
+    status, body = await caller.call("GET", f"/v1/enterprises/{PROJECT}/structures/home")
+    assert status == 200
+    status, _ = await caller.call("GET", f"/v1/enterprises/{PROJECT}/structures/other")
+    assert status == 404
+    status, body = await caller.call("GET", "/v1/enterprises/other/devices")
+    assert status == 403
+    status, _ = await caller.call("GET", "/v2/nothing")
+    assert status == 404
+
+
+async def test_rtsp_lifecycle(caller: Caller, clock: ManualClock) -> None:
+    status, body = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert status == 200
+    first = body["results"]
+    assert first["streamUrls"]["rtspUrl"].startswith("rtsps://127.0.0.1:8554/sdm_live_stream/")
+    assert first["streamUrls"]["rtspUrl"].endswith(f"?auth={first['streamToken']}")
+    clock.advance(200)
+    status, body = await caller.command(
+        "rtsp-01", "ExtendRtspStream", streamExtensionToken=first["streamExtensionToken"]
+    )
+    assert status == 200
+    second = body["results"]
+    assert "streamUrls" not in second
+    assert second["streamToken"] != first["streamToken"]
+    assert second["expiresAt"] > first["expiresAt"]
+    # Only the newest extension token is valid.
+    status, body = await caller.command(
+        "rtsp-01", "ExtendRtspStream", streamExtensionToken=first["streamExtensionToken"]
+    )
+    assert (status, body["error"]["status"]) == (400, "INVALID_ARGUMENT")
+    status, body = await caller.command(
+        "rtsp-01", "StopRtspStream", streamExtensionToken=second["streamExtensionToken"]
+    )
+    assert (status, body) == (200, {})
+    status, _ = await caller.command(
+        "rtsp-01", "ExtendRtspStream", streamExtensionToken=second["streamExtensionToken"]
+    )
+    assert status == 400
+    status, _ = await caller.command("rtsp-01", "StopRtspStream", streamExtensionToken="nope")
+    assert status == 400
+
+
+async def test_extending_an_expired_stream_fails(caller: Caller, clock: ManualClock) -> None:
+    _, body = await caller.command("rtsp-01", "GenerateRtspStream")
+    clock.advance(301)
+    status, body = await caller.command(
+        "rtsp-01", "ExtendRtspStream", streamExtensionToken=body["results"]["streamExtensionToken"]
+    )
+    assert (status, body["error"]["status"]) == (400, "FAILED_PRECONDITION")
+
+
+async def test_webrtc_and_battery(caller: Caller) -> None:
+    offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
+    status, body = await caller.command("webrtc-01", "GenerateWebRtcStream", offerSdp=offer)
+    assert status == 200
+    session = body["results"]["mediaSessionId"]
+    assert "m=video" in body["results"]["answerSdp"]
+    status, body = await caller.command("webrtc-01", "ExtendWebRtcStream", mediaSessionId=session)
+    assert (status, body["results"]["mediaSessionId"]) == (200, session)
+    status, _ = await caller.command("webrtc-01", "StopWebRtcStream", mediaSessionId=session)
+    assert status == 200
+
+    _, body = await caller.command("battery-01", "GenerateWebRtcStream", offerSdp=offer)
+    session = body["results"]["mediaSessionId"]
+    status, body = await caller.command("battery-01", "ExtendWebRtcStream", mediaSessionId=session)
+    assert (status, body["error"]["status"]) == (400, "FAILED_PRECONDITION")
+
+    status, _ = await caller.command("webrtc-01", "GenerateWebRtcStream", offerSdp="")
+    assert status == 400
+    status, _ = await caller.command("webrtc-01", "GenerateRtspStream")
+    assert status == 400
+
+
+@pytest.mark.parametrize(
+    ("device", "raw", "status"),
+    [
+        ("thermostat-01", None, 400),
+        ("rtsp-01", b"not json", 400),
+        ("rtsp-01", b'{"command": "sdm.devices.commands.Other.Thing"}', 400),
+        ("gone", None, 404),
+    ],
+)
+async def test_bad_commands(caller: Caller, device: str, raw: bytes | None, status: int) -> None:
+    body = {"command": "sdm.devices.commands.CameraLiveStream.GenerateRtspStream", "params": {}}
+    got, _ = await caller.call(
+        "POST", f"/v1/enterprises/{PROJECT}/devices/{device}:executeCommand", body, raw=raw
+    )
+    assert got == status
+
+
+async def test_execute_quota_sliding_window(caller: Caller, clock: ManualClock) -> None:
+    devices = ["rtsp-01", "rtsp-02", "doorbell-01"]
+    for index in range(10):
+        status, _ = await caller.command(devices[index % 3], "GenerateRtspStream")
+        assert status == 200
+        clock.advance(1)
+    status, body = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert status == 429
+    assert body["error"] == {
+        "code": 429,
+        "message": "Rate limited for the ExecuteDeviceCommand API for the user.",
+        "status": "RESOURCE_EXHAUSTED",
+    }
+    clock.advance(50.5)  # the first call leaves the window
+    status, _ = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert status == 200
+    assert caller.emulator.metrics.quota_rejections == 1
+    assert caller.emulator.metrics.peak_commands() == 10
+
+
+async def test_per_device_command_quota(caller: Caller, clock: ManualClock) -> None:
+    for _ in range(5):
+        status, _ = await caller.command("rtsp-01", "GenerateRtspStream")
+        assert status == 200
+    status, _ = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert status == 429
+    # The refused call did not use the project's quota: 4 more fit.
+    for _ in range(4):
+        status, _ = await caller.command("rtsp-02", "GenerateRtspStream")
+        assert status == 200
+
+
+async def test_read_quotas(caller: Caller) -> None:
+    for _ in range(5):
+        status, _ = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices")
+        assert status == 200
+    status, _ = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices")
+    assert status == 429
+
+
+async def test_standing_faults(caller: Caller) -> None:
+    faults = caller.emulator.config.faults
+    faults.not_found_devices = {"rtsp-01"}
+    faults.failing_devices = {"rtsp-02"}
+    status, _ = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert status == 404
+    status, _ = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices/rtsp-01")
+    assert status == 404
+    status, body = await caller.command("rtsp-02", "GenerateRtspStream")
+    assert (status, body["error"]["status"]) == (500, "INTERNAL")
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [(Fault.ERROR_500, 500), (Fault.ERROR_503, 503), (Fault.QUOTA, 429), (Fault.NOT_FOUND, 404)],
+)
+async def test_scripted_faults(
+    caller: Caller, clock: ManualClock, fault: Fault, status: int
+) -> None:
+    caller.emulator.config.faults.scripted = [ScriptedFault(fault, 10, 20, "rtsp-01")]
+    assert (await caller.command("rtsp-01", "GenerateRtspStream"))[0] == 200
+    clock.advance(10)
+    assert (await caller.command("rtsp-01", "GenerateRtspStream"))[0] == status
+    assert (await caller.command("rtsp-02", "GenerateRtspStream"))[0] == 200
+    clock.advance(10)
+    assert (await caller.command("rtsp-01", "GenerateRtspStream"))[0] == 200
+
+
+async def test_slow_and_malformed_answers_still_run_the_command(
+    caller: Caller, clock: ManualClock
+) -> None:
+    faults = caller.emulator.config.faults
+    faults.scripted = [ScriptedFault(Fault.SLOW, 0, 1), ScriptedFault(Fault.MALFORMED, 100, 101)]
+    before = clock.now()
+    status, _ = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert status == 200
+    assert clock.now() - before == faults.slow_seconds
+    clock.advance(100 - (clock.now() - before))
+    status, body = await caller.command("rtsp-02", "GenerateRtspStream")
+    assert status == 200
+    assert isinstance(body, bytes)
+    assert len(caller.emulator.streams) == 2
+    assert caller.emulator.metrics.faults == {"slow": 1, "malformed": 1}
+
+
+async def test_scripted_token_outage(emulator: Emulator, clock: ManualClock) -> None:
+    emulator.config.faults.scripted = [ScriptedFault(Fault.TOKEN_DOWN, 0, 5)]
+    query = {
+        "grant_type": "refresh_token",
+        "refresh_token": emulator.issue_tokens()["refresh_token"],
+    }
+    assert (await emulator.handle("POST", "/oauth2/v4/token", query, {}, b"")).status == 503
+    clock.advance(5)
+    assert (await emulator.handle("POST", "/oauth2/v4/token", query, {}, b"")).status == 200
+
+
+def test_fault_rates_are_seeded() -> None:
+    def draws(seed: int) -> list[Fault | None]:
+        emulator = Emulator(EmulatorConfig(faults=FaultConfig.uniform(0.5), seed=seed))
+        return [emulator.faults.for_call(0, "rtsp-01", command=True) for _ in range(50)]
+
+    assert draws(1) == draws(1)
+    assert draws(1) != draws(2)
+    assert {fault for fault in draws(1) if fault} == {
+        Fault.ERROR_500,
+        Fault.ERROR_503,
+        Fault.SLOW,
+        Fault.MALFORMED,
+    }
+
+
+async def test_fault_control_endpoint(caller: Caller) -> None:
+    status, _ = await caller.call(
+        "POST", "/emulator/faults", {"failing_devices": ["rtsp-01"], "rate_500": 0, "token_down": 0}
+    )
+    assert status == 200
+    assert caller.emulator.config.faults.failing_devices == {"rtsp-01"}
+    status, _ = await caller.call("POST", "/emulator/faults", raw=b"[1]")
+    assert status == 400
+
+
+async def test_metrics_and_availability(caller: Caller, clock: ManualClock) -> None:
+    _, body = await caller.command("rtsp-01", "GenerateRtspStream")
+    token = body["results"]["streamExtensionToken"]
+    clock.advance(290)
+    await caller.command("rtsp-01", "ExtendRtspStream", streamExtensionToken=token)
+    await caller.command("rtsp-02", "GenerateRtspStream")
+    clock.advance(400)  # rtsp-01 expires at 590, rtsp-02 at 590 too; now 690
+    status, report = await caller.call("GET", "/emulator/metrics")
+    assert status == 200
+    availability = report["availability"]
+    assert availability["per_camera"]["rtsp-01"] == pytest.approx(590 / 690)
+    assert availability["per_camera"]["rtsp-02"] == pytest.approx(300 / 400)
+    assert availability["min"] == pytest.approx(0.75)
+    assert report["calls"]["executeCommand:ExtendRtspStream"] == 1
+    assert report["live_streams"] == 0
+    assert report["peak_commands_60s"] == 2
+
+
+def test_covered_merges_overlapping_streams() -> None:
+    records = [
+        StreamRecord("a", "cam", "RTSP", 0, 300),
+        StreamRecord("b", "cam", "RTSP", 250, 550),
+        StreamRecord("c", "cam", "RTSP", 600, 900, stopped_at=700),
+    ]
+    assert Metrics.covered(records, 1000) == (0, 650, 1000)
+    assert Metrics.covered([], 10) == (10, 0.0, 0.0)
+
+
+def test_devices_can_come_and_go(emulator: Emulator) -> None:
+    extra = default_devices(1)[0]
+    emulator.remove_device("rtsp-01")
+    assert "rtsp-01" not in emulator.cameras()
+    emulator.add_device(extra)
+    assert "rtsp-01" in emulator.cameras()
+
+
+def test_command_line() -> None:
+    args = parse_args(
+        [
+            "--cameras",
+            "4",
+            "--battery",
+            "1",
+            "--fault-rate",
+            "0.04",
+            "--rate-500",
+            "0.5",
+            "--failing-device",
+            "rtsp-02",
+            "--script",
+            "503:10:20:rtsp-01",
+        ]
+    )
+    emulator = build_emulator(args)
+    assert len(emulator.cameras()) == 5
+    faults = emulator.config.faults
+    assert faults.rate_500 == 0.5
+    assert faults.rate_503 == pytest.approx(0.01)
+    assert faults.failing_devices == {"rtsp-02"}
+    assert faults.scripted == [ScriptedFault(Fault.ERROR_503, 10, 20, "rtsp-01")]
+    with pytest.raises(SystemExit):
+        parse_args(["--script", "bad"])

@@ -1,0 +1,188 @@
+"""The unmodified google-nest-sdm client against the emulator over real HTTP on loopback.
+
+A client we did not write must not tell the emulator from Google: listing, RTSP and WebRTC
+generate/extend/stop, and the error cases raise the library's own exception classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+import json
+from typing import override
+from urllib.parse import parse_qs, urlparse
+
+import aiohttp
+from google_nest_sdm.auth import AbstractAuth
+from google_nest_sdm.camera_traits import RtspStream, WebRtcStream
+from google_nest_sdm.device import Device
+from google_nest_sdm.exceptions import (
+    ApiException,
+    AuthException,
+    FailedPreconditionException,
+    NotFoundException,
+)
+from google_nest_sdm.google_nest_api import GoogleNestAPI
+import pytest
+
+from sdm_emulator import Emulator
+from sdm_emulator.clock import ManualClock
+
+from .conftest import PROJECT
+
+OFFER = (
+    "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=recvonly\r\n"
+)
+
+
+class EmulatorAuth(AbstractAuth):
+    """The library's auth, pointed at the emulator's host."""
+
+    def __init__(self, session: aiohttp.ClientSession, host: str, token: str) -> None:
+        super().__init__(session, host)
+        self.token = token
+
+    @override
+    async def async_get_access_token(self) -> str:
+        return self.token
+
+
+@pytest.fixture
+async def api(server: str, emulator: Emulator) -> AsyncIterator[GoogleNestAPI]:
+    async with aiohttp.ClientSession() as session:
+        auth = EmulatorAuth(session, f"{server}/v1", emulator.issue_tokens()["access_token"])
+        yield GoogleNestAPI(auth, PROJECT)
+
+
+async def _device(api: GoogleNestAPI, device_id: str) -> Device:
+    device = await api.async_get_device(device_id)
+    assert device is not None
+    return device
+
+
+async def test_listing(api: GoogleNestAPI) -> None:
+    devices = {device.name.rsplit("/", 1)[-1]: device for device in await api.async_get_devices()}
+    assert set(devices) == {
+        "rtsp-01",
+        "rtsp-02",
+        "webrtc-01",
+        "battery-01",
+        "doorbell-01",
+        "thermostat-01",
+    }
+    camera = devices["rtsp-01"]
+    assert camera.info is not None
+    assert camera.info.custom_name == "Camera 01"
+    assert camera.camera_live_stream is not None
+    assert [p.value for p in camera.camera_live_stream.supported_protocols] == ["RTSP"]
+    assert list(camera.parent_relations.values()) == ["Room 01"]
+    assert devices["thermostat-01"].camera_live_stream is None
+    structures = await api.async_get_structures()
+    assert structures[0].info is not None
+    assert structures[0].info.custom_name == "Home"
+
+
+async def test_rtsp_generate_extend_stop(api: GoogleNestAPI, clock: ManualClock) -> None:
+    trait = (await _device(api, "rtsp-01")).camera_live_stream
+    assert trait is not None
+    stream = await trait.generate_rtsp_stream()
+    assert isinstance(stream, RtspStream)
+    assert stream.rtsp_stream_url.endswith(f"auth={stream.stream_token}")
+    clock.advance(250)
+    extended = await stream.extend_rtsp_stream()
+    assert extended.expires_at > stream.expires_at
+    assert extended.stream_token != stream.stream_token
+    assert extended.rtsp_stream_url.endswith(f"auth={extended.stream_token}")
+    # The superseded extension token is refused.
+    with pytest.raises(ApiException) as refused:
+        await stream.extend_rtsp_stream()
+    assert "INVALID_ARGUMENT" in str(refused.value)
+    await extended.stop_rtsp_stream()
+    with pytest.raises(ApiException):
+        await extended.extend_rtsp_stream()
+
+
+async def test_webrtc_generate_extend_stop(api: GoogleNestAPI) -> None:
+    trait = (await _device(api, "webrtc-01")).camera_live_stream
+    assert trait is not None
+    stream = await trait.generate_web_rtc_stream(OFFER)
+    assert isinstance(stream, WebRtcStream)
+    assert stream.answer_sdp.startswith("v=0")
+    extended = await stream.extend_stream()
+    assert extended.media_session_id == stream.media_session_id
+    await extended.stop_stream()
+
+
+async def test_battery_camera_cannot_extend(api: GoogleNestAPI) -> None:
+    trait = (await _device(api, "battery-01")).camera_live_stream
+    assert trait is not None
+    stream = await trait.generate_web_rtc_stream(OFFER)
+    with pytest.raises(FailedPreconditionException):
+        await stream.extend_stream()
+
+
+async def test_expired_stream(api: GoogleNestAPI, clock: ManualClock) -> None:
+    trait = (await _device(api, "rtsp-02")).camera_live_stream
+    assert trait is not None
+    stream = await trait.generate_rtsp_stream()
+    clock.advance(301)
+    with pytest.raises(FailedPreconditionException):
+        await stream.extend_rtsp_stream()
+
+
+async def test_unknown_device_and_bad_token(api: GoogleNestAPI, server: str) -> None:
+    with pytest.raises(NotFoundException):
+        await api.async_get_device("missing")
+    async with aiohttp.ClientSession() as session:
+        bad = GoogleNestAPI(EmulatorAuth(session, f"{server}/v1", "expired"), PROJECT)
+        with pytest.raises(AuthException):
+            await bad.async_get_devices()
+
+
+async def test_quota_and_server_errors(api: GoogleNestAPI, emulator: Emulator) -> None:
+    trait = (await _device(api, "rtsp-01")).camera_live_stream
+    assert trait is not None
+    for _ in range(5):
+        await trait.generate_rtsp_stream()
+    with pytest.raises(ApiException) as quota:
+        await trait.generate_rtsp_stream()
+    assert "RESOURCE_EXHAUSTED" in str(quota.value)
+    assert "(429)" in str(quota.value)
+
+    emulator.config.faults.failing_devices = {"rtsp-02"}
+    trait = (await _device(api, "rtsp-02")).camera_live_stream
+    assert trait is not None
+    with pytest.raises(ApiException) as server_error:
+        await trait.generate_rtsp_stream()
+    assert "(500)" in str(server_error.value)
+
+
+async def test_malformed_answer(api: GoogleNestAPI, emulator: Emulator) -> None:
+    trait = (await _device(api, "rtsp-01")).camera_live_stream
+    assert trait is not None
+    emulator.config.faults.rate_malformed = 1.0
+    with pytest.raises(json.JSONDecodeError):
+        await trait.generate_rtsp_stream()
+
+
+async def test_oauth_over_http(server: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(
+            f"{server}/partnerconnections/{PROJECT}/auth",
+            params={"redirect_uri": "http://127.0.0.1/cb", "state": "abc"},
+            allow_redirects=False,
+        )
+        assert response.status == 302
+        query = parse_qs(urlparse(response.headers["Location"]).query)
+        token = await session.post(
+            f"{server}/oauth2/v4/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": query["code"][0],
+                "redirect_uri": "http://127.0.0.1/cb",
+            },
+        )
+        body = await token.json()
+        assert token.status == 200
+        assert body["expires_in"] == 3599
+        assert body["refresh_token"]
