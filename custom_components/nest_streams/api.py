@@ -190,16 +190,18 @@ class SdmClient:
         except NotFoundException as err:
             raise (StreamGone if extending else CommandFailed)(str(err)) from err
         except ApiTimeoutException as err:
-            raise TransientError(str(err)) from err
+            raise TransientError(str(err), maybe_executed=True) from err
         except ApiException as err:
             message = str(err)
             if "malformed" in message:
-                raise TransientError(message) from err
+                raise TransientError(message, maybe_executed=True) from err
             if extending and "(400)" in message:
                 raise StreamGone(message) from err
             raise CommandFailed(message) from err
         except (KeyError, TypeError, ValueError, MissingField) as err:
-            raise TransientError(f"malformed answer from the API: {err!r}") from err
+            raise TransientError(
+                f"malformed answer from the API: {err!r}", maybe_executed=True
+            ) from err
 
 
 def _handle(stream: Stream) -> StreamHandle:

@@ -9,7 +9,7 @@ import logging
 
 from .client import StreamClient
 from .clock import Clock
-from .errors import AuthFailed, QueueStopped, StreamError, StreamGone
+from .errors import AuthFailed, QueueStopped, StreamError, StreamGone, TransientError
 from .models import (
     CameraInfo,
     CommandKind,
@@ -85,6 +85,8 @@ class CameraStream:
         self._retry_at: float | None = None
         self._next_action: float | None = None
         self._can_extend = True
+        self._replacing_until: float | None = None
+        """Expiry of a stream being replaced (refused extension): its successor is urgent."""
 
     @property
     def handle(self) -> StreamHandle | None:
@@ -199,11 +201,14 @@ class CameraStream:
             )
         else:
             offer = self.config.webrtc_offer
+            replacing = handle.expires_at if handle else self._replacing_until
+            urgent = replacing is not None and replacing > now
             future = self._queue.submit(
                 kind,
                 camera.device_id,
                 lambda: self._client.generate(camera, offer),
-                deadline=handle.expires_at if handle else now,
+                deadline=replacing if urgent and replacing is not None else now,
+                urgent=urgent,
             )
         self._on_change(self)
         try:
@@ -221,6 +226,20 @@ class CameraStream:
             self._on_auth_failed()
             self._failure(err)
             return
+        except TransientError as err:
+            if (
+                err.maybe_executed
+                and kind is CommandKind.EXTEND
+                and handle is not None
+                and handle.protocol is StreamProtocol.RTSP
+            ):
+                # Google may have rotated the tokens: retrying the old one would only be
+                # refused. Replace the stream instead (as urgently as an extension).
+                self._failures += 1
+                self._stream_gone(handle, StreamGone(str(err)))
+                return
+            self._failure(err)
+            return
         except StreamError as err:
             self._failure(err)
             return
@@ -236,6 +255,7 @@ class CameraStream:
         else:
             _LOGGER.debug("%s: stream gone (%s); generating a new one", self.camera.name, err)
         self._last_error = str(err)
+        self._replacing_until = handle.expires_at
         self._handle = None
         self._on_change(self)
 
@@ -252,6 +272,10 @@ class CameraStream:
         self._retry_at = now + retry_delay(self.config, self._failures)
         handle = self._handle
         alive = handle is not None and handle.expires_at > now + EXPIRY_GRACE
+        if handle is not None and alive:
+            # The stream still runs: retry while it can still be saved, backoff or not.
+            last_chance = handle.expires_at - self._lead() / 2
+            self._retry_at = max(now + 1.0, min(self._retry_at, last_chance))
         self._set_state(StreamState.RUNNING if alive else StreamState.FAILED)
 
     def _success(self, kind: CommandKind, handle: StreamHandle) -> None:
@@ -259,6 +283,7 @@ class CameraStream:
             _LOGGER.info("%s: stream recovered", self.camera.name)
         self._failures = 0
         self._retry_at = None
+        self._replacing_until = None
         self._last_error = None
         self._handle = handle
         if kind is CommandKind.EXTEND:

@@ -20,7 +20,16 @@ class AuthFailed(StreamError):
 
 
 class TransientError(StreamError):
-    """5xx, timeout or malformed answer: retry later."""
+    """5xx, timeout or malformed answer: retry later.
+
+    `maybe_executed` says Google may have carried the command out (a timeout, or an answer that
+    could not be read): an extension then may have rotated the stream's tokens.
+    """
+
+    def __init__(self, message: str, *, maybe_executed: bool = False) -> None:
+        """Describe the failure."""
+        super().__init__(message)
+        self.maybe_executed = maybe_executed
 
 
 class CommandFailed(StreamError):

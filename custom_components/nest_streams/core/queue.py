@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from .clock import Clock
-from .errors import QueueStopped, QuotaExceeded, TransientError
+from .errors import QueueStopped, QuotaExceeded, StreamGone, TransientError
 from .limiter import WINDOW, DeviceWindow, SmoothLimiter
 from .models import CommandKind, QueueStats
 
@@ -25,11 +25,12 @@ BACKOFF_MAX = 120.0
 
 @dataclass(order=True, slots=True)
 class _Entry:
-    """A queued command. Ordered by kind, then deadline, then submission order."""
+    """A queued command. Ordered by priority, then deadline, then submission order."""
 
-    kind: CommandKind
+    priority: int
     deadline: float
     seq: int
+    kind: CommandKind = field(compare=False)
     device_id: str = field(compare=False)
     run: Callable[[], Awaitable[Any]] = field(compare=False)
     future: asyncio.Future[Any] = field(compare=False)
@@ -89,9 +90,13 @@ class CommandQueue:
         device_id: str,
         run: Callable[[], Awaitable[T]],
         deadline: float | None = None,
+        *,
+        urgent: bool = False,
     ) -> asyncio.Future[T]:
         """Queue a command; the future resolves with its result or error.
 
+        `urgent` gives a command the extensions' priority: a generation that replaces a
+        stream about to expire competes with extensions by deadline.
         Cancelling the future withdraws a command that has not started.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -99,6 +104,7 @@ class CommandQueue:
             future.set_exception(QueueStopped("the command queue is stopped"))
             return future
         entry = _Entry(
+            priority=CommandKind.EXTEND if urgent else kind,
             kind=kind,
             deadline=math.inf if deadline is None else deadline,
             seq=next(self._seq),
@@ -163,11 +169,18 @@ class CommandQueue:
     def _pick(self) -> tuple[_Entry | None, float]:
         """The best command whose device may send now, or when the first one may."""
         earliest = math.inf
+        now = self._clock.now()
         for entry in sorted(self._heap):
             if entry.future.done():
                 continue
+            if entry.kind is CommandKind.EXTEND and entry.deadline <= now:
+                # Too late: the stream expired while queued. Spend no slot on a certain refusal.
+                self._heap.remove(entry)
+                heapq.heapify(self._heap)
+                entry.future.set_exception(StreamGone("the stream expired before its turn"))
+                continue
             ready_at = self._devices.ready_at(entry.device_id)
-            if ready_at <= self._clock.now():
+            if ready_at <= now:
                 self._heap.remove(entry)
                 heapq.heapify(self._heap)
                 return entry, ready_at
@@ -200,7 +213,10 @@ class CommandQueue:
             elif not entry.future.done():
                 entry.future.set_exception(QueueStopped("the command queue is stopped"))
         except TimeoutError:
-            self._finish_error(entry, TransientError(f"no answer within {self._timeout:.0f} s"))
+            self._finish_error(
+                entry,
+                TransientError(f"no answer within {self._timeout:.0f} s", maybe_executed=True),
+            )
         except asyncio.CancelledError:
             if not entry.future.done():
                 entry.future.set_exception(QueueStopped("the command queue is stopped"))

@@ -38,7 +38,7 @@ class StreamScheduler:
         qpm: float = 10,
         per_device_qpm: int = 5,
         config: StreamConfig | None = None,
-        command_timeout: float = 20.0,
+        command_timeout: float = 10.0,
     ) -> None:
         """Create a scheduler; nothing runs before `run()`."""
         self._client = client
