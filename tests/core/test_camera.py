@@ -1,0 +1,266 @@
+"""A camera's stream state machine, driven through the scheduler in virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+import itertools
+from typing import Any
+
+import pytest
+
+from custom_components.nest_streams.core.camera import StreamConfig, retry_delay
+from custom_components.nest_streams.core.errors import (
+    AuthFailed,
+    CommandFailed,
+    StreamGone,
+    TransientError,
+)
+from custom_components.nest_streams.core.models import (
+    CameraInfo,
+    StreamHandle,
+    StreamProtocol,
+    StreamState,
+)
+from custom_components.nest_streams.core.scheduler import StreamScheduler
+
+from .conftest import EPOCH, FakeClient, clock, rtsp, virtual, webrtc
+
+CONFIG = StreamConfig(min_lead=15, webrtc_offer="v=0\r\n")
+
+
+async def _scenario(
+    cameras: list[CameraInfo],
+    script: Callable[[FakeClient], None],
+    steps: list[tuple[float, Callable[[StreamScheduler], Any] | None]],
+    *,
+    config: StreamConfig = CONFIG,
+    restored: dict[str, StreamHandle] | None = None,
+) -> tuple[FakeClient, StreamScheduler, list[Any]]:
+    """Run the scheduler; at each (seconds, action) step wait then act; collect results."""
+    clk = clock()
+    client = FakeClient(clk)
+    script(client)
+    scheduler = StreamScheduler(client, clk, qpm=10, config=config)
+    worker = asyncio.create_task(scheduler.run())
+    scheduler.set_cameras(cameras, restored=restored)
+    results: list[Any] = []
+    for seconds, action in steps:
+        await asyncio.sleep(seconds)
+        outcome = action(scheduler) if action else None
+        if isinstance(outcome, Awaitable):
+            outcome = await outcome
+        results.append(outcome)
+    await scheduler.stop(stop_streams=False)
+    worker.cancel()
+    await asyncio.gather(worker, return_exceptions=True)
+    return client, scheduler, results
+
+
+def _status(name: str) -> Callable[[StreamScheduler], Any]:
+    return lambda scheduler: scheduler.statuses()[f"enterprises/p/devices/{name}"]
+
+
+def test_starting_then_running_then_extended_before_expiry() -> None:
+    client, _, (starting, running, later) = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "generate", 1.0),
+            [(0.5, _status("a")), (1.0, _status("a")), (600, _status("a"))],
+        )
+    )
+    assert starting.state is StreamState.STARTING
+    assert running.state is StreamState.RUNNING
+    assert running.stream_url.startswith("rtsps://host/a?auth=")
+    assert later.state is StreamState.RUNNING
+    assert later.last_extension is not None
+    ops = client.ops("a")
+    assert ops[0] == (0.0, "generate")
+    extensions = [at for at, op in ops if op == "extend"]
+    # Due at expiry minus the lead (15 s minimum plus room for the queue).
+    assert 301 - 30 <= extensions[0] <= 301 - 15
+    assert len(extensions) == 2
+
+
+def test_failures_back_off_then_degrade_then_recover() -> None:
+    failures = [TransientError("HTTP 500")] * 6
+    client, _, (after_first, degraded, recovered) = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "generate", *failures),
+            [(1, _status("a")), (160, _status("a")), (620, _status("a"))],
+        )
+    )
+    assert after_first.state is StreamState.FAILED
+    assert after_first.consecutive_failures == 1
+    assert after_first.last_error == "HTTP 500"
+    assert degraded.state is StreamState.DEGRADED
+    assert degraded.consecutive_failures == 5
+    times = [at for at, op in client.ops("a") if op == "generate"]
+    gaps = [round(b - a) for a, b in itertools.pairwise(times)]
+    # 10, 20, 40, 80 s backoff, then degraded: every 300 s; the 7th attempt succeeds.
+    assert gaps == [10, 20, 40, 80, 300, 300]
+    assert recovered.state is StreamState.RUNNING
+    assert recovered.consecutive_failures == 0
+    assert recovered.last_error is None
+
+
+def test_retry_delay_schedule() -> None:
+    config = StreamConfig(retry_base=10, retry_cap=160)
+    assert [retry_delay(config, n) for n in range(1, 7)] == [10, 20, 40, 80, 160, 160]
+
+
+def test_refused_extension_regenerates() -> None:
+    client, _, (status,) = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "extend", StreamGone("expired")),
+            [(300, _status("a"))],
+        )
+    )
+    ops = [op for _, op in client.ops("a")]
+    assert ops == ["generate", "extend", "generate"]
+    assert status.state is StreamState.RUNNING
+    assert status.consecutive_failures == 0
+
+
+def test_unanswered_rtsp_extension_replaces_the_stream() -> None:
+    client, _, (status,) = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "extend", TransientError("timeout", maybe_executed=True)),
+            [(300, _status("a"))],
+        )
+    )
+    assert [op for _, op in client.ops("a")] == ["generate", "extend", "generate"]
+    assert status.state is StreamState.RUNNING
+
+
+def test_extension_failure_retries_while_the_stream_lives() -> None:
+    client, _, (status,) = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "extend", TransientError("HTTP 503")),
+            [(300, _status("a"))],
+        )
+    )
+    ops = client.ops("a")
+    assert [op for _, op in ops] == ["generate", "extend", "extend"]
+    assert ops[2][0] < 300  # retried before the stream expired
+    assert status.state is StreamState.RUNNING
+
+
+def test_battery_webrtc_camera_regenerates_instead_of_extending() -> None:
+    client, _, (status,) = virtual(
+        _scenario(
+            [webrtc("bat")],
+            lambda c: c.script("bat", "extend", StreamGone("FAILED_PRECONDITION")),
+            [(900, _status("bat"))],
+        )
+    )
+    ops = [op for _, op in client.ops("bat")]
+    assert ops[:3] == ["generate", "extend", "generate"]
+    assert "extend" not in ops[2:]
+    assert not status.can_extend
+    assert status.session_id is not None
+
+
+def test_auth_failure_is_reported_once() -> None:
+    calls: list[int] = []
+
+    def script(client: FakeClient) -> None:
+        client.script("a", "generate", AuthFailed("401"), AuthFailed("401"))
+        client.script("b", "generate", AuthFailed("401"))
+
+    async def main() -> Any:
+        clk = clock()
+        client = FakeClient(clk)
+        script(client)
+        scheduler = StreamScheduler(client, clk, config=CONFIG)
+        scheduler.on_auth_failed = lambda: calls.append(1)
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp("a"), rtsp("b")])
+        await asyncio.sleep(5)
+        status = scheduler.statuses()["enterprises/p/devices/a"]
+        await scheduler.stop()
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return status, scheduler.auth_failed
+
+    status, flagged = virtual(main())
+    assert flagged
+    assert calls == [1]
+    assert status.last_error == "401"
+
+
+def test_stop_start_and_restart() -> None:
+    def stop(scheduler: StreamScheduler) -> None:
+        scheduler.stream("enterprises/p/devices/a").stop()
+
+    def start(scheduler: StreamScheduler) -> None:
+        scheduler.stream("enterprises/p/devices/a").start()
+
+    def restart(scheduler: StreamScheduler) -> None:
+        scheduler.stream("enterprises/p/devices/a").restart()
+
+    client, _, results = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: None,
+            [
+                (5, stop),
+                (10, _status("a")),
+                (0, start),
+                (10, _status("a")),
+                (0, restart),
+                (1, _status("a")),
+                (20, _status("a")),
+            ],
+        )
+    )
+    stopped, started, restarting, restarted = results[1], results[3], results[5], results[6]
+    assert stopped.state is StreamState.STOPPED
+    assert stopped.expires_at is None
+    assert started.state is StreamState.RUNNING
+    assert restarting.state is StreamState.STARTING
+    assert restarted.state is StreamState.RUNNING
+    ops = [op for _, op in client.ops("a")]
+    assert ops[:3] == ["generate", "stop", "generate"]
+    assert sorted(ops[3:]) == ["generate", "stop"]
+
+
+def test_restored_stream_is_extended_not_regenerated() -> None:
+    async def handle() -> StreamHandle:
+        return StreamHandle(
+            protocol=StreamProtocol.RTSP,
+            expires_at=EPOCH + 200,
+            url="rtsps://host/a?auth=old",
+            extension_token="old",
+        )
+
+    restored = {"enterprises/p/devices/a": virtual(handle())}
+    expired = {"enterprises/p/devices/b": StreamHandle(StreamProtocol.RTSP, EPOCH + 5)}
+    client, _, (status,) = virtual(
+        _scenario(
+            [rtsp("a"), rtsp("b")],
+            lambda c: None,
+            [(200, _status("a"))],
+            restored=restored | expired,
+        )
+    )
+    assert [op for _, op in client.ops("a")] == ["extend"]
+    assert [op for _, op in client.ops("b")] == ["generate"]
+    assert status.state is StreamState.RUNNING
+
+
+def test_command_failure_counts_against_the_camera() -> None:
+    _client, _, (status,) = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "generate", CommandFailed("404 device")),
+            [(5, _status("a"))],
+        )
+    )
+    assert status.state is StreamState.FAILED
+    assert status.consecutive_failures == 1
+    assert status.next_action_at == pytest.approx(EPOCH + 10, abs=0.1)

@@ -1,0 +1,268 @@
+"""The command queue: order, pacing, per-device limit, quota back-off, timeouts, stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+import itertools
+from typing import Any
+
+import pytest
+
+from custom_components.nest_streams.core.clock import LoopClock
+from custom_components.nest_streams.core.errors import (
+    QueueStopped,
+    QuotaExceeded,
+    StreamGone,
+    TransientError,
+)
+from custom_components.nest_streams.core.models import CommandKind
+from custom_components.nest_streams.core.queue import CommandQueue
+
+from .conftest import EPOCH, clock, virtual
+
+
+def _recorder(
+    log: list[tuple[str, float]], clk: LoopClock, name: str, outcome: Any = None
+) -> Callable[[], Awaitable[str]]:
+    async def run() -> str:
+        log.append((name, round(clk.now() - EPOCH, 2)))
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if isinstance(outcome, (int, float)):
+            await asyncio.sleep(outcome)
+        return name
+
+    return run
+
+
+async def _with_worker[T](queue: CommandQueue, body: Awaitable[T]) -> T:
+    worker = asyncio.create_task(queue.run())
+    try:
+        return await body
+    finally:
+        await queue.stop()
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+
+
+def test_priority_and_deadline_order() -> None:
+    async def main() -> list[str]:
+        clk = clock()
+        queue = CommandQueue(clk, qpm=60)
+        log: list[tuple[str, float]] = []
+        futures = [
+            queue.submit(CommandKind.STOP, "s", _recorder(log, clk, "stop")),
+            queue.submit(CommandKind.GENERATE, "g1", _recorder(log, clk, "gen1")),
+            queue.submit(CommandKind.EXTEND, "e1", _recorder(log, clk, "ext-late"), EPOCH + 90),
+            queue.submit(CommandKind.GENERATE, "g2", _recorder(log, clk, "gen2")),
+            queue.submit(CommandKind.EXTEND, "e2", _recorder(log, clk, "ext-early"), EPOCH + 30),
+            queue.submit(CommandKind.EXTEND, "e3", _recorder(log, clk, "ext-tie"), EPOCH + 90),
+            queue.submit(
+                CommandKind.GENERATE,
+                "g3",
+                _recorder(log, clk, "urgent-gen"),
+                EPOCH + 60,
+                urgent=True,
+            ),
+        ]
+        await _with_worker(queue, asyncio.gather(*futures))
+        return [name for name, _ in log]
+
+    assert virtual(main()) == [
+        "ext-early",
+        "urgent-gen",
+        "ext-late",
+        "ext-tie",
+        "gen1",
+        "gen2",
+        "stop",
+    ]
+
+
+def test_pacing_keeps_every_minute_at_or_under_qpm() -> None:
+    async def main() -> tuple[list[float], Any]:
+        clk = clock()
+        queue = CommandQueue(clk, qpm=10)
+        log: list[tuple[str, float]] = []
+        futures = [
+            queue.submit(CommandKind.GENERATE, f"d{i}", _recorder(log, clk, f"c{i}"))
+            for i in range(25)
+        ]
+        await _with_worker(queue, asyncio.gather(*futures))
+        return [at for _, at in log], queue.stats()
+
+    times, stats = virtual(main())
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 6.0
+    assert all(sum(1 for t in times if start - 60 < t <= start) <= 10 for start in times)
+    assert stats.executed == 25
+    assert stats.generates == 25
+    assert stats.depth == 0
+
+
+def test_per_device_limit() -> None:
+    async def main() -> list[float]:
+        clk = clock()
+        queue = CommandQueue(clk, qpm=60, per_device_qpm=5)
+        log: list[tuple[str, float]] = []
+        futures = [
+            queue.submit(CommandKind.GENERATE, "same", _recorder(log, clk, f"c{i}"))
+            for i in range(6)
+        ]
+        futures.append(queue.submit(CommandKind.GENERATE, "other", _recorder(log, clk, "o")))
+        await _with_worker(queue, asyncio.gather(*futures))
+        return [at for name, at in log]
+
+    times = virtual(main())
+    # Five for "same" at 1 s spacing, then "other" is not held up, the sixth waits for the window.
+    assert times[:6] == pytest.approx([0, 1.01, 2.02, 3.03, 4.04, 5.05])
+    assert times[6] == pytest.approx(60.0)
+
+
+def test_quota_backs_off_the_project_and_retries_the_command() -> None:
+    async def main() -> tuple[list[tuple[str, float]], str, Any]:
+        clk = clock()
+        queue = CommandQueue(clk, qpm=10)
+        log: list[tuple[str, float]] = []
+        attempts = iter([QuotaExceeded("429"), QuotaExceeded("429"), None])
+
+        async def flaky() -> str:
+            log.append(("flaky", round(clk.now() - EPOCH, 2)))
+            if (outcome := next(attempts)) is not None:
+                raise outcome
+            return "ok"
+
+        first = queue.submit(CommandKind.EXTEND, "a", flaky, EPOCH + 200)
+        second = queue.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "other"))
+        result = await _with_worker(queue, asyncio.gather(first, second))
+        return log, result[0], queue.stats()
+
+    log, result, stats = virtual(main())
+    assert result == "ok"
+    assert [name for name, _ in log] == ["flaky", "flaky", "flaky", "other"]
+    times = [at for _, at in log]
+    assert times[1] - times[0] == pytest.approx(12.12)  # back-off: 2 intervals
+    assert times[2] - times[1] == pytest.approx(24.24)  # doubled
+    assert stats.quota_rejections == 2
+    assert stats.failed == 0
+    assert stats.executed == 2
+
+
+def test_timeout_and_errors_reach_the_submitter() -> None:
+    async def main() -> tuple[BaseException | None, BaseException | None, Any]:
+        clk = clock()
+        queue = CommandQueue(clk, qpm=60, timeout=5)
+        log: list[tuple[str, float]] = []
+        slow = queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "slow", 30), EPOCH + 99)
+        bad = queue.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "bad", ValueError("x")))
+        await _with_worker(queue, asyncio.wait([slow, bad]))
+        return slow.exception(), bad.exception(), queue.stats()
+
+    slow, bad, stats = virtual(main())
+    assert isinstance(slow, TransientError)
+    assert slow.maybe_executed
+    assert isinstance(bad, ValueError)
+    assert stats.failed == 2
+
+
+def test_expired_extension_spends_no_slot() -> None:
+    async def main() -> tuple[BaseException | None, list[tuple[str, float]]]:
+        clk = clock()
+        queue = CommandQueue(clk, qpm=10)
+        log: list[tuple[str, float]] = []
+        first = queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "a"), EPOCH + 2)
+        late = queue.submit(CommandKind.EXTEND, "b", _recorder(log, clk, "b"), EPOCH + 3)
+        await _with_worker(queue, asyncio.wait([first, late]))
+        return late.exception(), log
+
+    error, log = virtual(main())
+    # "b" would get the next slot at 6.06 s, after its stream expired at 3 s: refused locally.
+    assert [name for name, _ in log] == ["a"]
+    assert isinstance(error, StreamGone)
+
+
+def test_cancelled_submission_is_withdrawn() -> None:
+    async def main() -> list[str]:
+        clk = clock()
+        queue = CommandQueue(clk, qpm=10)
+        log: list[tuple[str, float]] = []
+        keep = queue.submit(CommandKind.GENERATE, "a", _recorder(log, clk, "a"))
+        drop = queue.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "b"))
+        last = queue.submit(CommandKind.GENERATE, "c", _recorder(log, clk, "c"))
+        drop.cancel()
+        await _with_worker(queue, asyncio.gather(keep, last))
+        return [name for name, _ in log]
+
+    assert virtual(main()) == ["a", "c"]
+
+
+def test_stop_fails_pending_and_leaves_no_task() -> None:
+    async def main() -> tuple[BaseException | None, BaseException | None, BaseException | None]:
+        clk = clock()
+        queue = CommandQueue(clk, qpm=1)
+        log: list[tuple[str, float]] = []
+        worker = asyncio.create_task(queue.run())
+        running = queue.submit(CommandKind.GENERATE, "a", _recorder(log, clk, "a", 30))
+        waiting = queue.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "b"))
+        await asyncio.sleep(1)
+        await queue.stop()
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        late = queue.submit(CommandKind.GENERATE, "c", _recorder(log, clk, "c"))
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert not others
+        return running.exception(), waiting.exception(), late.exception()
+
+    results = virtual(main())
+    assert all(isinstance(result, QueueStopped) for result in results)
+
+
+def test_flush_stops_runs_queued_stops_unpaced() -> None:
+    async def main() -> tuple[list[tuple[str, float]], BaseException | None]:
+        clk = clock()
+        queue = CommandQueue(clk, qpm=1)
+        log: list[tuple[str, float]] = []
+        stops = [
+            queue.submit(CommandKind.STOP, f"d{i}", _recorder(log, clk, f"stop{i}"))
+            for i in range(3)
+        ]
+        hung = queue.submit(CommandKind.STOP, "h", _recorder(log, clk, "hung", 60))
+        generate = queue.submit(CommandKind.GENERATE, "g", _recorder(log, clk, "gen"))
+        await queue.flush_stops(5)
+        await queue.flush_stops(5)  # nothing left: returns at once
+        await queue.stop()
+        await asyncio.gather(*stops)
+        assert isinstance(hung.exception(), QueueStopped)
+        return log, generate.exception()
+
+    log, generate_error = virtual(main())
+    assert sorted(name for name, _ in log) == ["hung", "stop0", "stop1", "stop2"]
+    assert all(at == 0 for _, at in log)
+    assert isinstance(generate_error, QueueStopped)
+
+
+def test_stats_count_kinds_and_last_minute() -> None:
+    async def main() -> Any:
+        clk = clock()
+        queue = CommandQueue(clk, qpm=30)
+        log: list[tuple[str, float]] = []
+        futures = [
+            queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "e"), EPOCH + 100),
+            queue.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "g")),
+            queue.submit(CommandKind.STOP, "c", _recorder(log, clk, "s")),
+        ]
+        changes: list[int] = []
+        queue.on_change = lambda: changes.append(1)
+        await _with_worker(queue, asyncio.gather(*futures))
+        stats = queue.stats()
+        assert changes
+        await asyncio.sleep(61)
+        return stats, queue.stats()
+
+    stats, later = virtual(main())
+    assert (stats.extends, stats.generates, stats.stops) == (1, 1, 1)
+    assert stats.enqueued == 3
+    assert stats.commands_last_minute == 3
+    assert stats.average_wait > 0
+    assert later.commands_last_minute == 0

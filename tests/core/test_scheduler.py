@@ -1,0 +1,107 @@
+"""The scheduler: start-up without a stagger, admission, camera changes, stop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from custom_components.nest_streams.core.camera import StreamConfig
+from custom_components.nest_streams.core.models import StreamState
+from custom_components.nest_streams.core.scheduler import OVER_CAPACITY, StreamScheduler, capacity
+
+from .conftest import FakeClient, clock, rtsp, virtual
+
+
+def test_capacity() -> None:
+    assert capacity(10, StreamConfig(min_lead=15)) == 47
+    assert capacity(5, StreamConfig(min_lead=60)) == 19
+
+
+def test_twenty_cameras_all_run_within_two_and_a_half_minutes() -> None:
+    async def main() -> tuple[float | None, int]:
+        clk = clock()
+        client = FakeClient(clk)
+        scheduler = StreamScheduler(client, clk, qpm=10)
+        first_all: list[float] = []
+
+        def listener() -> None:
+            states = [s.state for s in scheduler.statuses().values()]
+            if not first_all and states and all(s is StreamState.RUNNING for s in states):
+                first_all.append(clk.now())
+
+        remove = scheduler.add_listener(listener)
+        start = clk.now()
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp(f"c{i:02d}") for i in range(20)])
+        await asyncio.sleep(3600)
+        remove()
+        await scheduler.stop()
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        stops = sum(1 for call in client.calls if call.op == "stop")
+        assert not leftovers
+        return (first_all[0] - start) if first_all else None, stops
+
+    all_running_after, stops = virtual(main())
+    assert all_running_after is not None
+    assert all_running_after <= 150
+    assert stops == 20  # unload stops every stream at Google
+
+
+def test_admission_and_camera_changes() -> None:
+    async def main() -> list[Any]:
+        clk = clock()
+        client = FakeClient(clk)
+        scheduler = StreamScheduler(client, clk, qpm=1, config=StreamConfig(min_lead=60))
+        assert scheduler.capacity == 3
+        worker = asyncio.create_task(scheduler.run())
+        cams = [rtsp(f"c{i}") for i in range(5)]
+        scheduler.set_cameras(cams, keep_alive=lambda cam: cam.name != "c0")
+        await asyncio.sleep(400)
+        first = (scheduler.over_capacity, scheduler.statuses())
+        # c4 leaves the project, c0 is wanted again: c0..c2 fit, c3 does not.
+        scheduler.set_cameras(cams[:4])
+        await asyncio.sleep(400)
+        second = (scheduler.over_capacity, scheduler.statuses(), dict(scheduler.cameras))
+        handles = scheduler.handles()
+        stats = scheduler.stats()
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return [first, second, handles, stats, client.ops("c4")]
+
+    first, second, handles, stats, c4_ops = virtual(main())
+    over, statuses = first
+    assert over == ("enterprises/p/devices/c4",)
+    assert statuses["enterprises/p/devices/c0"].state is StreamState.STOPPED
+    assert statuses["enterprises/p/devices/c0"].last_error is None
+    assert statuses["enterprises/p/devices/c4"].state is StreamState.STOPPED
+    assert statuses["enterprises/p/devices/c4"].last_error == OVER_CAPACITY
+    assert statuses["enterprises/p/devices/c1"].state is StreamState.RUNNING
+    over, statuses, cameras = second
+    assert over == ("enterprises/p/devices/c3",)
+    assert "enterprises/p/devices/c4" not in cameras
+    assert statuses["enterprises/p/devices/c0"].state is StreamState.RUNNING
+    assert statuses["enterprises/p/devices/c3"].state is StreamState.STOPPED
+    assert set(handles) == {f"enterprises/p/devices/c{i}" for i in range(3)}
+    assert stats.executed > 0
+    assert [op for _, op in c4_ops] == []
+
+
+def test_lead_adapts_to_the_queue_but_keeps_the_quota_feasible() -> None:
+    async def main() -> tuple[float, float]:
+        clk = clock()
+        scheduler = StreamScheduler(FakeClient(clk), clk, config=StreamConfig(min_lead=15))
+        scheduler.set_cameras([rtsp(f"c{i}") for i in range(5)])
+        few = scheduler.lead()
+        scheduler.set_cameras([rtsp(f"c{i}") for i in range(47)])
+        many = scheduler.lead()
+        await scheduler.stop(stop_streams=False)
+        return few, many
+
+    few, many = virtual(main())
+    assert few == pytest.approx(15 + 6.06)
+    assert 15 <= many < few
