@@ -1,0 +1,154 @@
+"""The SDM adapter (google-nest-sdm -> the core's client protocol) against the emulator."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import aiohttp
+import pytest
+
+from custom_components.nest_streams.api import SdmClient, TokenAuth
+from custom_components.nest_streams.core.errors import (
+    AuthFailed,
+    CommandFailed,
+    QuotaExceeded,
+    StreamGone,
+    TransientError,
+)
+from custom_components.nest_streams.core.models import CameraInfo, StreamHandle, StreamProtocol
+from sdm_emulator import Emulator, EmulatorConfig, ScriptedFault, default_devices
+from sdm_emulator.clock import ManualClock
+from sdm_emulator.faults import Fault
+from sdm_emulator.inprocess import InProcessSession
+
+OFFER = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+
+
+@pytest.fixture
+def emulator() -> Emulator:
+    config = EmulatorConfig(devices=default_devices(2, webrtc=1, battery=1, doorbells=1))
+    return Emulator(config, ManualClock())
+
+
+@pytest.fixture
+async def client(emulator: Emulator) -> SdmClient:
+    token = emulator.issue_tokens()["access_token"]
+
+    async def get_token() -> str:
+        return str(token)
+
+    session = cast(aiohttp.ClientSession, InProcessSession(emulator))
+    sdm = SdmClient(TokenAuth(session, "https://sdm.example/v1", get_token), emulator.project_id)
+    await sdm.async_list_cameras()
+    return sdm
+
+
+def _camera(cameras: list[CameraInfo], name: str) -> CameraInfo:
+    return next(camera for camera in cameras if camera.device_id.endswith(name))
+
+
+async def test_list_cameras_and_homes(client: SdmClient) -> None:
+    cameras = await client.async_list_cameras()
+    assert [camera.name for camera in cameras] == [
+        "Camera 01",
+        "Camera 02",
+        "WebRTC Camera 01",
+        "Battery Camera 01",
+        "Doorbell 01",
+    ]
+    battery = _camera(cameras, "battery-01")
+    assert battery.protocol is StreamProtocol.WEB_RTC
+    assert battery.room == "Room 04"
+    assert battery.model == "sdm.devices.types.CAMERA"
+    assert await client.async_structure_names() == ["Home"]
+
+
+async def test_rtsp_generate_extend_stop(client: SdmClient, emulator: Emulator) -> None:
+    camera = _camera(await client.async_list_cameras(), "rtsp-01")
+    stream = await client.generate(camera)
+    assert stream.url is not None
+    assert stream.url.startswith("rtsps://")
+    extended = await client.extend(camera, stream)
+    assert extended.url != stream.url
+    assert extended.extension_token != stream.extension_token
+    with pytest.raises(StreamGone):
+        await client.extend(camera, stream)  # the superseded token
+    await client.stop(camera, extended)
+    assert emulator.report()["live_streams"] == 0
+
+
+async def test_restored_handle_can_be_extended(client: SdmClient, emulator: Emulator) -> None:
+    camera = _camera(await client.async_list_cameras(), "rtsp-02")
+    stream = await client.generate(camera)
+    copy = StreamHandle(
+        protocol=stream.protocol,
+        expires_at=stream.expires_at,
+        url=stream.url,
+        extension_token=stream.extension_token,
+    )
+    assert (await client.extend(camera, copy)).expires_at >= stream.expires_at
+
+
+async def test_webrtc_and_battery(client: SdmClient) -> None:
+    cameras = await client.async_list_cameras()
+    wired = _camera(cameras, "webrtc-01")
+    session = await client.generate(wired, OFFER)
+    assert session.session_id
+    assert session.answer_sdp
+    extended = await client.extend(wired, session)
+    assert extended.session_id == session.session_id
+    await client.stop(wired, extended)
+    with pytest.raises(CommandFailed):
+        await client.generate(wired)  # no offer
+
+    battery = _camera(cameras, "battery-01")
+    session = await client.generate(battery, OFFER)
+    with pytest.raises(StreamGone):
+        await client.extend(battery, session)
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "maybe_executed"),
+    [
+        (Fault.QUOTA, QuotaExceeded, None),
+        (Fault.ERROR_500, TransientError, False),
+        (Fault.ERROR_503, TransientError, False),
+        (Fault.MALFORMED, TransientError, True),
+        (Fault.NOT_FOUND, CommandFailed, None),
+    ],
+)
+async def test_errors_map_onto_the_core(
+    client: SdmClient,
+    emulator: Emulator,
+    fault: Fault,
+    error: type[Exception],
+    maybe_executed: bool | None,
+) -> None:
+    camera = _camera(await client.async_list_cameras(), "rtsp-01")
+    emulator.config.faults.scripted = [ScriptedFault(fault, 0, 10)]
+    with pytest.raises(error) as raised:
+        await client.generate(camera)
+    if maybe_executed is not None:
+        assert isinstance(raised.value, TransientError)
+        assert raised.value.maybe_executed is maybe_executed
+
+
+async def test_refused_token_is_an_auth_failure(client: SdmClient, emulator: Emulator) -> None:
+    camera = _camera(await client.async_list_cameras(), "rtsp-01")
+    emulator.revoke()
+    with pytest.raises(AuthFailed):
+        await client.generate(camera)
+
+
+async def test_unknown_camera(client: SdmClient) -> None:
+    with pytest.raises(CommandFailed):
+        await client.generate(CameraInfo(device_id="enterprises/x/devices/gone", name="gone"))
+
+
+async def test_extend_of_an_expired_stream(client: SdmClient, emulator: Emulator) -> None:
+    camera = _camera(await client.async_list_cameras(), "doorbell-01")
+    stream = await client.generate(camera)
+    assert isinstance(emulator.clock, ManualClock)
+    emulator.clock.advance(400)
+    with pytest.raises(StreamGone):
+        await client.extend(camera, stream)

@@ -1,0 +1,30 @@
+"""Smoke tests of the benchmark scripts (small and short: figures come from real runs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import capacity
+
+
+def test_capacity_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
+    capacity.main(["--cameras", "6", "--hours", "0.5", "--fault-rate", "0.05", "--seed", "3"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["cameras"] == 6
+    assert result["quota_rejections"] == 0
+    assert result["peak_calls_60s"] <= 10
+    assert 0.9 < result["availability"] <= 1.0
+    assert result["all_running_after_s"] < 60
+    assert result["calls_per_camera_hour"] > 10
+
+
+def test_find_max_searches_camera_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    capacity.main(["--find-max", "--qpm", "1", "--hours", "0.3", "--fault-rate", "0"])
+    result = json.loads(capsys.readouterr().out)
+    # 1 command per minute holds (300 - 15) / 60.6 = 4 cameras.
+    assert result["find_max"] == 4
+    assert result["at_max"]["cameras"] == 4
