@@ -1,9 +1,17 @@
-"""Fixtures shared by all tests."""
+"""Fixtures shared by the Home Assistant tests: the integration talks to the SDM emulator.
+
+HA's shared aiohttp session is swapped for an in-process session bound to the emulator (the
+same the benchmarks use), and HA's OAuth token requests, made through `aioclient_mock`, are
+answered by the emulator's token endpoint. Time is HA's: freezer moves both sides.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 import time
 from typing import Any
+from unittest.mock import patch
+from urllib.parse import urlencode
 
 from homeassistant.components.application_credentials import (
     ClientCredential,
@@ -13,19 +21,67 @@ from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.test_util.aiohttp import (
+    AiohttpClientMocker,
+    AiohttpClientMockResponse,
+)
 
-from custom_components.nest_streams.const import CONF_PROJECT_ID, DOMAIN
+from custom_components.nest_streams.const import CONF_PROJECT_ID, DOMAIN, OAUTH2_TOKEN
+from sdm_emulator import Emulator, EmulatorConfig, default_devices
+from sdm_emulator.inprocess import InProcessSession
 
 CLIENT_ID = "some-client-id"
 CLIENT_SECRET = "some-client-secret"
 PROJECT_ID = "project-id-1"
-ACCESS_TOKEN = "some-access-token"
-REFRESH_TOKEN = "some-refresh-token"
 
 
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/ in every test."""
+
+
+@pytest.fixture
+def devices() -> list[Any]:
+    """The emulated project: 3 RTSP cameras, a wired WebRTC camera, a thermostat."""
+    return default_devices(3, webrtc=1)
+
+
+@pytest.fixture
+def emulator(devices: list[Any]) -> Emulator:
+    """The SDM + OAuth emulator on real (or frozen) time."""
+    return Emulator(EmulatorConfig(project_id=PROJECT_ID, devices=devices))
+
+
+@pytest.fixture(autouse=True)
+def sdm_session(emulator: Emulator) -> Generator[InProcessSession]:
+    """Route the integration's SDM calls to the emulator."""
+    session = InProcessSession(emulator)
+    with (
+        patch("custom_components.nest_streams.async_get_clientsession", return_value=session),
+        patch(
+            "custom_components.nest_streams.config_flow.async_get_clientsession",
+            return_value=session,
+        ),
+    ):
+        yield session
+
+
+@pytest.fixture(autouse=True)
+def token_endpoint(aioclient_mock: AiohttpClientMocker, emulator: Emulator) -> None:
+    """Answer HA's OAuth token requests from the emulator's token endpoint."""
+
+    async def answer(method: str, url: Any, data: Any) -> AiohttpClientMockResponse:
+        body = urlencode(data).encode() if isinstance(data, dict) else (data or b"")
+        reply = await emulator.handle(method, "/oauth2/v4/token", {}, {}, body)
+        return AiohttpClientMockResponse(
+            method,
+            url,
+            status=reply.status,
+            response=reply.body,
+            headers={"content-type": reply.content_type},
+        )
+
+    aioclient_mock.post(OAUTH2_TOKEN, side_effect=answer)
 
 
 @pytest.fixture
@@ -38,26 +94,26 @@ async def setup_credentials(hass: HomeAssistant) -> None:
 
 
 @pytest.fixture
-def token_expires_at() -> float:
-    """When the stored access token expires (in an hour, unless a test says otherwise)."""
-    return time.time() + 3600
+def token_lifetime() -> float:
+    """Seconds the stored access token still lives (negative: already expired)."""
+    return 3599
 
 
 @pytest.fixture
-def token_entry(token_expires_at: float) -> dict[str, Any]:
-    """HA's OAuth2 token dict as stored in the config entry."""
-    return {
-        "access_token": ACCESS_TOKEN,
-        "refresh_token": REFRESH_TOKEN,
-        "scope": "https://www.googleapis.com/auth/sdm.service",
-        "token_type": "Bearer",
-        "expires_in": 3599,
-        "expires_at": token_expires_at,
-    }
+def token_entry(emulator: Emulator, token_lifetime: float) -> dict[str, Any]:
+    """HA's OAuth2 token dict, issued by the emulator."""
+    tokens = emulator.issue_tokens()
+    return {**tokens, "expires_at": time.time() + token_lifetime}
 
 
 @pytest.fixture
-def config_entry(token_entry: dict[str, Any]) -> MockConfigEntry:
+def options() -> dict[str, Any]:
+    """The entry's options."""
+    return {}
+
+
+@pytest.fixture
+def config_entry(token_entry: dict[str, Any], options: dict[str, Any]) -> MockConfigEntry:
     """A config entry for PROJECT_ID."""
     return MockConfigEntry(
         domain=DOMAIN,
@@ -68,4 +124,16 @@ def config_entry(token_entry: dict[str, Any]) -> MockConfigEntry:
             "token": token_entry,
             CONF_PROJECT_ID: PROJECT_ID,
         },
+        options=options,
     )
+
+
+@pytest.fixture
+async def setup_integration(
+    hass: HomeAssistant, setup_credentials: None, config_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """The entry, set up."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    return config_entry

@@ -1,67 +1,94 @@
-"""Set-up and unload of a config entry."""
+"""Set-up, token handling and unload of a config entry."""
 
 from __future__ import annotations
 
-import time
-
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
-from custom_components.nest_streams.const import OAUTH2_TOKEN
+from sdm_emulator import Emulator
 
-from .conftest import REFRESH_TOKEN
+from .conftest import PROJECT_ID
+
+
+async def test_setup_and_unload(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, emulator: Emulator
+) -> None:
+    """Set-up reads the cameras (not the thermostat); unload stops every stream at Google."""
+    entry = setup_integration
+    assert entry.state is ConfigEntryState.LOADED
+    coordinator = entry.runtime_data.coordinator
+    assert len(coordinator.cameras) == 4
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert len(devices) == 5  # 4 cameras + the hub
+    await hass.async_block_till_done()
+
+    assert emulator.report()["calls"].get("executeCommand:GenerateRtspStream", 0) >= 1
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert emulator.report()["live_streams"] == 0
 
 
 @pytest.mark.usefixtures("setup_credentials")
-async def test_setup_and_unload(hass: HomeAssistant, config_entry: MockConfigEntry) -> None:
-    """A valid token sets the entry up; unloading ends it."""
-    config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
-    assert config_entry.state is ConfigEntryState.LOADED
-    assert config_entry.runtime_data.session.token["refresh_token"] == REFRESH_TOKEN
-
-    assert await hass.config_entries.async_unload(config_entry.entry_id)
-    assert config_entry.state is ConfigEntryState.NOT_LOADED
-
-
-@pytest.mark.usefixtures("setup_credentials")
-@pytest.mark.parametrize("token_expires_at", [time.time() - 60])
+@pytest.mark.parametrize("token_lifetime", [-60])
 async def test_expired_token_is_refreshed(
-    hass: HomeAssistant, config_entry: MockConfigEntry, aioclient_mock: AiohttpClientMocker
+    hass: HomeAssistant, config_entry: MockConfigEntry
 ) -> None:
     """An expired access token is refreshed at Google's token URL on set-up."""
-    aioclient_mock.post(
-        OAUTH2_TOKEN,
-        json={"access_token": "new-token", "expires_in": 3599, "token_type": "Bearer"},
-    )
+    old = config_entry.data["token"]["access_token"]
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     assert config_entry.state is ConfigEntryState.LOADED
-    assert config_entry.data["token"]["access_token"] == "new-token"
+    assert config_entry.data["token"]["access_token"] != old
 
 
 @pytest.mark.usefixtures("setup_credentials")
-@pytest.mark.parametrize(
-    ("status", "state"),
-    [
-        (400, ConfigEntryState.SETUP_ERROR),
-        (401, ConfigEntryState.SETUP_ERROR),
-        (500, ConfigEntryState.SETUP_RETRY),
-    ],
-)
-@pytest.mark.parametrize("token_expires_at", [time.time() - 60])
-async def test_token_refresh_failure(
-    hass: HomeAssistant,
-    config_entry: MockConfigEntry,
-    aioclient_mock: AiohttpClientMocker,
-    status: int,
-    state: ConfigEntryState,
+@pytest.mark.parametrize("token_lifetime", [-60])
+async def test_revoked_refresh_token_starts_reauth(
+    hass: HomeAssistant, config_entry: MockConfigEntry, emulator: Emulator
 ) -> None:
-    """A refused refresh asks for reauth; a token service failure retries later."""
-    aioclient_mock.post(OAUTH2_TOKEN, status=status)
+    """invalid_grant on refresh: the entry fails to set up and asks for re-authentication."""
+    emulator.revoke()
     config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(config_entry.entry_id)
-    assert config_entry.state is state
+    assert config_entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress()
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+
+
+@pytest.mark.usefixtures("setup_credentials")
+@pytest.mark.parametrize("token_lifetime", [-60])
+async def test_token_endpoint_down_retries(
+    hass: HomeAssistant, config_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """A token endpoint failure is transient: set-up is retried."""
+    emulator.config.faults.token_down = True
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_device_list_failure_retries(
+    hass: HomeAssistant, config_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """The device list answering 500 is transient: set-up is retried."""
+    emulator.config.faults.rate_500 = 1.0
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_device_list_refused_token_asks_reauth(
+    hass: HomeAssistant, config_entry: MockConfigEntry, emulator: Emulator
+) -> None:
+    """The device list answering 401 needs a new sign-in."""
+    emulator.revoke()  # the stored, unexpired access token is no longer accepted
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.SETUP_ERROR
+    assert config_entry.unique_id == PROJECT_ID

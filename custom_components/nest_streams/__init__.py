@@ -2,52 +2,80 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from http import HTTPStatus
+from typing import cast
 
-from aiohttp import ClientError, ClientResponseError
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
-from homeassistant.helpers import config_entry_oauth2_flow
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    OAuth2TokenRequestBaseError,
+    OAuth2TokenRequestReauthError,
+)
+from homeassistant.helpers import (
+    config_entry_oauth2_flow,
+    config_validation as cv,
+    device_registry as dr,
+)
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN
+from .api import SdmClient, TokenAuth
+from .const import API_URL, CONF_PROJECT_ID, DOMAIN
+from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator, NestStreamsData
+from .core.errors import AuthFailed, TransientError
+from .entity import hub_device_info
+from .services import async_setup_services
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.CAMERA, Platform.SENSOR]
 
 
-@dataclass(slots=True)
-class NestStreamsData:
-    """What one config entry holds while it is loaded."""
-
-    session: config_entry_oauth2_flow.OAuth2Session
-
-
-type NestStreamsConfigEntry = ConfigEntry[NestStreamsData]
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the services."""
+    async_setup_services(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) -> bool:
-    """Set up Nest Streams from a config entry."""
+    """Set up one Google project: token, device list, scheduler, entities."""
     implementation = await config_entry_oauth2_flow.async_get_config_entry_implementation(
         hass, entry
     )
     session = config_entry_oauth2_flow.OAuth2Session(hass, entry, implementation)
     try:
         await session.async_ensure_token_valid()
-    except ClientResponseError as err:
-        if HTTPStatus.BAD_REQUEST <= err.status < HTTPStatus.INTERNAL_SERVER_ERROR:
-            raise ConfigEntryAuthFailed(
-                translation_domain=DOMAIN, translation_key="auth_failed"
-            ) from err
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN, translation_key="token_unavailable"
+    except OAuth2TokenRequestReauthError as err:
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN, translation_key="auth_failed"
         ) from err
-    except ClientError as err:
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN, translation_key="token_unavailable"
-        ) from err
-    entry.runtime_data = NestStreamsData(session=session)
+
+    async def access_token() -> str:
+        """A valid access token, refreshed by HA's OAuth2 session; errors as the core's."""
+        try:
+            await session.async_ensure_token_valid()
+        except OAuth2TokenRequestReauthError as err:
+            raise AuthFailed(str(err)) from err
+        except OAuth2TokenRequestBaseError as err:
+            raise TransientError(f"token refresh failed: {err}") from err
+        return cast(str, session.token["access_token"])
+
+    client = SdmClient(
+        TokenAuth(async_get_clientsession(hass), API_URL, access_token),
+        entry.data[CONF_PROJECT_ID],
+    )
+    coordinator = NestStreamsCoordinator(hass, entry, client)
+    await coordinator.async_restore()
+    await coordinator.async_config_entry_first_refresh()
+    entry.runtime_data = NestStreamsData(coordinator=coordinator)
+    hub = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **hub_device_info(coordinator)
+    )
+    coordinator.hub_device_id = hub.id
+    await coordinator.async_start()
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) -> bool:
-    """Unload a config entry."""
-    return True
+    """Unload the entities; the coordinator's shutdown then stops every stream at Google."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

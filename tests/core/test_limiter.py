@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from custom_components.nest_streams.core.limiter import DeviceWindow, SmoothLimiter
@@ -34,13 +36,15 @@ def test_safety_margin_widens_the_interval() -> None:
 def test_device_window() -> None:
     clock = ManualClock(0)
     window = DeviceWindow(clock, limit=2)
-    assert window.ready_at("a") == 0
+    assert window.ready_at("a") == -math.inf
     window.record("a")
     clock.advance(10)
     window.record("a")
     assert window.ready_at("a") == 60
-    assert window.ready_at("b") == 10
+    assert window.ready_at("b") == -math.inf
     clock.advance(50)
-    assert window.ready_at("a") == 60  # the first call left the window
+    assert window.ready_at("a") == -math.inf  # the first call left the window
+    window.record("a")
+    assert window.ready_at("a") == 70
     window.forget("a")
-    assert window.ready_at("a") == 60
+    assert window.ready_at("a") == -math.inf

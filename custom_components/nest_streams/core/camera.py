@@ -64,8 +64,12 @@ class CameraStream:
         on_auth_failed: Callable[[], None],
         restored: StreamHandle | None = None,
         enabled: bool = True,
+        urgent_start: bool = False,
     ) -> None:
-        """Create the state machine; `run()` drives it."""
+        """Create the state machine; `run()` drives it.
+
+        `urgent_start` queues its generations ahead of background work (a viewer waits).
+        """
         self.camera = camera
         self._client = client
         self._queue = queue
@@ -85,6 +89,7 @@ class CameraStream:
         self._retry_at: float | None = None
         self._next_action: float | None = None
         self._can_extend = True
+        self._urgent_start = urgent_start
         self._replacing_until: float | None = None
         """Expiry of a stream being replaced (refused extension): its successor is urgent."""
 
@@ -202,13 +207,14 @@ class CameraStream:
         else:
             offer = self.config.webrtc_offer
             replacing = handle.expires_at if handle else self._replacing_until
-            urgent = replacing is not None and replacing > now
+            if replacing is None or replacing <= now:
+                replacing = now if self._urgent_start else None
             future = self._queue.submit(
                 kind,
                 camera.device_id,
                 lambda: self._client.generate(camera, offer),
-                deadline=replacing if urgent and replacing is not None else now,
-                urgent=urgent,
+                deadline=now if replacing is None else replacing,
+                urgent=replacing is not None,
             )
         self._on_change(self)
         try:

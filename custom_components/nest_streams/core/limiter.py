@@ -48,15 +48,15 @@ class DeviceWindow:
         self._sent: dict[str, deque[float]] = {}
 
     def ready_at(self, device_id: str) -> float:
-        """When the device may send its next command."""
+        """When the device may send its next command (-inf: now)."""
         sent = self._sent.get(device_id)
         if not sent:
-            return self._clock.now()
+            return -math.inf
         cutoff = self._clock.now() - WINDOW
         while sent and sent[0] <= cutoff:
             sent.popleft()
         if len(sent) < self._limit:
-            return self._clock.now()
+            return -math.inf
         return sent[0] + WINDOW
 
     def record(self, device_id: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 import heapq
 import itertools
@@ -18,6 +18,8 @@ from .limiter import WINDOW, DeviceWindow, SmoothLimiter
 from .models import CommandKind, QueueStats
 
 _LOGGER = logging.getLogger(__name__)
+
+type Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
 EMA_ALPHA = 0.2
 BACKOFF_MAX = 120.0
@@ -52,8 +54,13 @@ class CommandQueue:
         qpm: float = 10,
         per_device_qpm: int = 5,
         timeout: float = 20.0,
+        spawn: Spawn | None = None,
     ) -> None:
-        """Create a queue; `run()` is its worker."""
+        """Create a queue; `run()` is its worker.
+
+        `spawn` starts the task of each command (default `asyncio.create_task`).
+        """
+        self._spawn: Spawn = spawn or (lambda coro, name: asyncio.create_task(coro, name=name))
         self._clock = clock
         self.limiter = SmoothLimiter(clock, qpm)
         self._devices = DeviceWindow(clock, per_device_qpm)
@@ -156,7 +163,7 @@ class CommandQueue:
             self._sent.append(self._clock.now())
             wait = self._clock.now() - entry.submitted_at
             self._average_wait += EMA_ALPHA * (wait - self._average_wait)
-            task = asyncio.create_task(self._execute(entry), name=f"sdm {entry.kind.name}")
+            task = self._spawn(self._execute(entry), f"sdm {entry.kind.name}")
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
             self._changed()

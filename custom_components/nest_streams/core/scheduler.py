@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+import itertools
 import logging
 import math
 
 from .camera import CameraStream, StreamConfig
 from .client import StreamClient
 from .clock import Clock
-from .models import CameraInfo, QueueStats, StreamHandle, StreamStatus
-from .queue import CommandQueue
+from .errors import CommandFailed
+from .models import CameraInfo, QueueStats, StreamHandle, StreamState, StreamStatus
+from .queue import CommandQueue, Spawn
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,19 +42,33 @@ class StreamScheduler:
         per_device_qpm: int = 5,
         config: StreamConfig | None = None,
         command_timeout: float = 10.0,
+        spawn: Spawn | None = None,
+        spawn_command: Spawn | None = None,
     ) -> None:
-        """Create a scheduler; nothing runs before `run()`."""
+        """Create a scheduler; nothing runs before `run()`.
+
+        `spawn` creates the cameras' long-lived tasks and `spawn_command` each command's short
+        one (both default to `asyncio.create_task`); the HA layer passes its own factories so
+        HA tracks them.
+        """
+        self._spawn: Spawn = spawn or (lambda coro, name: asyncio.create_task(coro, name=name))
         self._client = client
         self._clock = clock
         self.config = config or StreamConfig()
         self.qpm = qpm
         self.queue = CommandQueue(
-            clock, qpm=qpm, per_device_qpm=per_device_qpm, timeout=command_timeout
+            clock,
+            qpm=qpm,
+            per_device_qpm=per_device_qpm,
+            timeout=command_timeout,
+            spawn=spawn_command,
         )
         self.queue.on_change = self._notify
         self._streams: dict[str, CameraStream] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._listeners: list[Callable[[], None]] = []
+        self._viewers: dict[str, tuple[CameraStream, asyncio.Task[None]]] = {}
+        self._viewer_ids = itertools.count(1)
         self.over_capacity: tuple[str, ...] = ()
         self.auth_failed = False
         self.on_auth_failed: Callable[[], None] | None = None
@@ -141,8 +158,8 @@ class StreamScheduler:
             if not enabled and keep_alive(camera):
                 stream.stop(OVER_CAPACITY)
             self._streams[camera.device_id] = stream
-            self._tasks[camera.device_id] = asyncio.create_task(
-                stream.run(), name=f"nest_streams camera {camera.device_id}"
+            self._tasks[camera.device_id] = self._spawn(
+                stream.run(), f"nest_streams camera {camera.device_id}"
             )
         for device_id in set(self._streams) - seen:
             self._remove(device_id)
@@ -178,12 +195,58 @@ class StreamScheduler:
         """The state machine of a camera (KeyError when unknown)."""
         return self._streams[device_id]
 
+    async def open_viewer(self, device_id: str, offer_sdp: str) -> tuple[str, StreamHandle]:
+        """Start a viewer's WebRTC session, ahead of background work; keep it extended.
+
+        Returns a key for `close_viewer` and the session (with the answer SDP). Raises
+        `CommandFailed` (or the command's error) when the first generation fails.
+        """
+        camera = self._streams[device_id].camera
+        key = f"{device_id}#viewer-{next(self._viewer_ids)}"
+        ready: asyncio.Future[StreamHandle] = asyncio.get_running_loop().create_future()
+
+        def on_change(viewer: CameraStream) -> None:
+            if ready.done():
+                return
+            if viewer.handle is not None:
+                ready.set_result(viewer.handle)
+            elif viewer.status.state in (StreamState.FAILED, StreamState.DEGRADED):
+                ready.set_exception(CommandFailed(viewer.status.last_error or "failed"))
+
+        viewer = CameraStream(
+            camera,
+            client=self._client,
+            queue=self.queue,
+            clock=self._clock,
+            config=replace(self.config, webrtc_offer=offer_sdp),
+            lead=self.lead,
+            on_change=on_change,
+            on_auth_failed=self._auth_failed,
+            urgent_start=True,
+        )
+        self._viewers[key] = (viewer, self._spawn(viewer.run(), key))
+        try:
+            return key, await ready
+        except BaseException:
+            self.close_viewer(key)
+            raise
+
+    def close_viewer(self, key: str) -> None:
+        """End a viewer's session: stop extending it and stop it at Google."""
+        if (entry := self._viewers.pop(key, None)) is not None:
+            viewer, task = entry
+            task.cancel()
+            viewer.queue_stop()
+
     async def run(self) -> None:
         """Run the command queue's worker until cancelled."""
         await self.queue.run()
 
     async def stop(self, *, stop_streams: bool = True, grace: float = 10.0) -> None:
         """Stop everything; with `stop_streams`, the live streams are stopped at Google first."""
+        viewers = list(self._viewers)
+        for key in viewers:
+            self.close_viewer(key)
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)

@@ -1,0 +1,152 @@
+"""Camera entities: RTSP cameras stream from the kept-alive URL; WebRTC cameras answer offers."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import override
+
+from homeassistant.components.camera import Camera
+from homeassistant.components.camera.const import CameraEntityFeature
+from homeassistant.components.camera.webrtc import WebRTCAnswer, WebRTCSendMessage
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from webrtc_models import RTCIceCandidateInit
+
+from .const import DOMAIN
+from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator
+from .core.errors import StreamError
+from .core.models import StreamProtocol, StreamState
+from .entity import CameraStreamEntity, setup_camera_entities
+
+_LOGGER = logging.getLogger(__name__)
+
+PARALLEL_UPDATES = 0
+PLACEHOLDER = Path(__file__).parent / "brand" / "icon.png"
+
+
+@functools.cache
+def _placeholder() -> bytes:
+    return PLACEHOLDER.read_bytes()
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: NestStreamsConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add a camera entity per camera (also for cameras added later)."""
+    coordinator = entry.runtime_data.coordinator
+
+    def create(device_id: str) -> list[NestStreamsCamera]:
+        camera = coordinator.cameras[device_id]
+        if camera.protocol is StreamProtocol.RTSP:
+            return [RtspCamera(coordinator, device_id)]
+        return [WebRtcCamera(coordinator, device_id)]
+
+    entry.async_on_unload(setup_camera_entities(coordinator, async_add_entities, create))
+
+
+class NestStreamsCamera(CameraStreamEntity, Camera):
+    """A camera whose stream the coordinator keeps alive."""
+
+    _attr_name = None
+    _attr_supported_features = CameraEntityFeature.STREAM
+    _attr_brand = "Google Nest"
+
+    def __init__(self, coordinator: NestStreamsCoordinator, device_id: str) -> None:
+        """Create the entity."""
+        super().__init__(coordinator, device_id, "camera")
+        Camera.__init__(self)
+        # The placeholder still image is a PNG (SDM offers no snapshots of live cameras).
+        self.content_type = "image/png"
+
+    @property
+    def available(self) -> bool:
+        """Available while the camera has a live stream."""
+        status = self.status
+        return super().available and status is not None and status.state is StreamState.RUNNING
+
+    @property
+    def is_streaming(self) -> bool:
+        """Whether a stream is kept alive."""
+        status = self.status
+        return status is not None and status.state is StreamState.RUNNING
+
+    @override
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes | None:
+        """A placeholder image: the SDM API has no still images of live cameras."""
+        return await self.hass.async_add_executor_job(_placeholder)
+
+
+class RtspCamera(NestStreamsCamera):
+    """An RTSP camera: HA's stream component reads the current RTSP URL."""
+
+    @override
+    async def stream_source(self) -> str | None:
+        """The current RTSP URL, with the newest stream token."""
+        status = self.status
+        return status.stream_url if status and status.state is StreamState.RUNNING else None
+
+    @callback
+    @override
+    def _handle_coordinator_update(self) -> None:
+        """Hand a rotated stream token to HA's stream without restarting the running worker.
+
+        Google keeps an open RTSP connection alive across extensions, so only new connections
+        (a restarted worker) need the new URL.
+        """
+        status = self.status
+        if self.stream is not None and status is not None and status.stream_url:
+            self.stream.source = status.stream_url
+        super()._handle_coordinator_update()
+
+
+class WebRtcCamera(NestStreamsCamera):
+    """A WebRTC-only camera: each viewer's offer gets a session from the shared queue."""
+
+    def __init__(self, coordinator: NestStreamsCoordinator, device_id: str) -> None:
+        """Create the entity."""
+        super().__init__(coordinator, device_id)
+        self._viewers: dict[str, str] = {}
+
+    @override
+    async def async_handle_async_webrtc_offer(
+        self, offer_sdp: str, session_id: str, send_message: WebRTCSendMessage
+    ) -> None:
+        """Generate a session for the viewer ahead of background work and keep it extended."""
+        try:
+            key, handle = await self.coordinator.scheduler.open_viewer(self.device_id, offer_sdp)
+        except StreamError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="webrtc_failed",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        self._viewers[session_id] = key
+        send_message(WebRTCAnswer(handle.answer_sdp or ""))
+
+    @override
+    async def async_on_webrtc_candidate(
+        self, session_id: str, candidate: RTCIceCandidateInit
+    ) -> None:
+        """Google's answer carries its candidates; the viewer's are not needed."""
+
+    @callback
+    @override
+    def close_webrtc_session(self, session_id: str) -> None:
+        """The viewer left: stop extending the session and stop it at Google."""
+        if (key := self._viewers.pop(session_id, None)) is not None:
+            self.coordinator.scheduler.close_viewer(key)
+        super().close_webrtc_session(session_id)
+
+    @override
+    async def async_will_remove_from_hass(self) -> None:
+        """Close the viewers' sessions."""
+        for session_id in list(self._viewers):
+            self.close_webrtc_session(session_id)
+        await super().async_will_remove_from_hass()

@@ -1,0 +1,58 @@
+"""Diagnostics: the scheduler's state with tokens, stream tokens and auth= parameters redacted."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+import re
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+
+from .coordinator import NestStreamsConfigEntry
+
+TO_REDACT = {
+    "token",
+    "access_token",
+    "refresh_token",
+    "extension_token",
+    "session_id",
+    "answer_sdp",
+}
+_AUTH_PARAMETER = re.compile(r"auth=[^&\s]+")
+
+
+def _redact_urls(value: Any) -> Any:
+    if isinstance(value, str):
+        return _AUTH_PARAMETER.sub("auth=**REDACTED**", value)
+    if isinstance(value, dict):
+        return {key: _redact_urls(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_urls(item) for item in value]
+    return value
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: NestStreamsConfigEntry
+) -> dict[str, Any]:
+    """Return diagnostics for a config entry."""
+    coordinator = entry.runtime_data.coordinator
+    snapshot = coordinator.data
+    data = {
+        "entry": {"data": dict(entry.data), "options": dict(entry.options)},
+        "capacity": coordinator.scheduler.capacity,
+        "lead_seconds": coordinator.scheduler.lead(),
+        "over_capacity": list(snapshot.over_capacity),
+        "user_stopped": sorted(coordinator.user_stopped),
+        "queue": asdict(snapshot.stats),
+        "cameras": {
+            device_id: {
+                "camera": asdict(camera),
+                "status": asdict(snapshot.statuses[device_id])
+                if device_id in snapshot.statuses
+                else None,
+            }
+            for device_id, camera in snapshot.cameras.items()
+        },
+    }
+    return _redact_urls(async_redact_data(data, TO_REDACT))  # type: ignore[no-any-return]

@@ -1,0 +1,90 @@
+"""Base entities: one device per camera, one hub device per Google project."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import DOMAIN
+from .coordinator import NestStreamsCoordinator
+from .core.models import CameraInfo, StreamStatus
+
+MODELS = {
+    "sdm.devices.types.CAMERA": "Camera",
+    "sdm.devices.types.DOORBELL": "Doorbell",
+    "sdm.devices.types.DISPLAY": "Display",
+}
+
+
+def hub_device_info(coordinator: NestStreamsCoordinator) -> DeviceInfo:
+    """The hub device of a Google project: it carries the queue's statistics."""
+    return DeviceInfo(
+        identifiers={(DOMAIN, coordinator.project_id)},
+        name=coordinator.config_entry.title,
+        manufacturer="Google",
+        model="Device Access project",
+        entry_type=DeviceEntryType.SERVICE,
+        configuration_url=(
+            f"https://console.nest.google.com/device-access/project/{coordinator.project_id}"
+        ),
+    )
+
+
+def camera_device_info(coordinator: NestStreamsCoordinator, camera: CameraInfo) -> DeviceInfo:
+    """The device of one camera, named by its custom name or room."""
+    return DeviceInfo(
+        identifiers={(DOMAIN, camera.device_id)},
+        name=camera.name,
+        manufacturer="Google Nest",
+        model=MODELS.get(camera.model or "", "Camera"),
+        suggested_area=camera.room,
+        via_device_id=coordinator.hub_device_id,
+    )
+
+
+class NestStreamsEntity(CoordinatorEntity[NestStreamsCoordinator]):
+    """An entity of a Nest Streams config entry."""
+
+    _attr_has_entity_name = True
+
+
+class CameraStreamEntity(NestStreamsEntity):
+    """An entity of one camera's stream."""
+
+    def __init__(self, coordinator: NestStreamsCoordinator, device_id: str, key: str) -> None:
+        """Attach to the camera `device_id`."""
+        super().__init__(coordinator)
+        self.device_id = device_id
+        self._attr_unique_id = f"{device_id}-{key}"
+        self._attr_device_info = camera_device_info(coordinator, coordinator.cameras[device_id])
+
+    @property
+    def status(self) -> StreamStatus | None:
+        """The camera's current stream status."""
+        return self.coordinator.data.statuses.get(self.device_id)
+
+    @property
+    def available(self) -> bool:
+        """Available while the camera is in the project."""
+        return super().available and self.device_id in self.coordinator.data.statuses
+
+
+def setup_camera_entities(
+    coordinator: NestStreamsCoordinator,
+    add_entities: Callable[[Iterable[Entity]], None],
+    factory: Callable[[str], Iterable[Entity]],
+) -> Callable[[], None]:
+    """Add `factory(device_id)` for every camera now and for every camera that appears later.
+
+    Returns the function that stops listening for new cameras.
+    """
+
+    def add(device_ids: Iterable[str]) -> None:
+        add_entities([entity for device_id in device_ids for entity in factory(device_id)])
+
+    add(list(coordinator.cameras))
+    coordinator.new_camera_listeners.append(add)
+    return lambda: coordinator.new_camera_listeners.remove(add)
