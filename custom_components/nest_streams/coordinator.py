@@ -282,7 +282,10 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self._unsubscribe.append(self.scheduler.add_listener(self._scheduler_changed))
         self._unsubscribe.append(
             async_track_time_interval(
-                self.hass, self.async_refresh_devices, DEVICE_REFRESH_INTERVAL
+                self.hass,
+                self.async_refresh_devices,
+                DEVICE_REFRESH_INTERVAL,
+                cancel_on_shutdown=True,
             )
         )
 

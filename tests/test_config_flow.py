@@ -1,0 +1,233 @@
+"""The config flow: project id -> Google OAuth (the emulator's consent screen) -> camera list."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.nest_streams.const import (
+    CONF_CAMERAS,
+    CONF_DEGRADED_RETRY,
+    CONF_EXCLUDED_CAMERAS,
+    CONF_EXTENSION_LEAD,
+    CONF_MAX_FAILURES,
+    CONF_PROJECT_ID,
+    CONF_QPM,
+    CONF_RETRY_BASE,
+    DOMAIN,
+)
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from sdm_emulator import Emulator
+
+from .conftest import CLIENT_ID, PROJECT_ID
+
+pytestmark = pytest.mark.usefixtures("current_request_with_host")
+
+
+async def _sign_in(
+    hass: HomeAssistant,
+    client_factory: ClientSessionGenerator,
+    emulator: Emulator,
+    result: Any,
+) -> Any:
+    """Follow the external step: the emulator's consent page redirects to HA's callback."""
+    assert result["type"] is FlowResultType.EXTERNAL_STEP
+    url = urlparse(result["url"])
+    assert url.netloc == "nestservices.google.com"
+    assert url.path == f"/partnerconnections/{PROJECT_ID}/auth"
+    query = {key: values[0] for key, values in parse_qs(url.query).items()}
+    assert query["client_id"] == CLIENT_ID
+    assert query["scope"] == "https://www.googleapis.com/auth/sdm.service"
+    assert query["access_type"] == "offline"
+    consent = await emulator.handle("GET", url.path, query, {}, b"")
+    assert consent.status == 302
+    callback = urlparse(consent.headers["Location"])
+    client = await client_factory()
+    response = await client.get(f"{callback.path}?{callback.query}")
+    assert response.status == 200
+    return await hass.config_entries.flow.async_configure(result["flow_id"])
+
+
+async def _start(hass: HomeAssistant) -> Any:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    return await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PROJECT_ID: f" {PROJECT_ID} "}
+    )
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_full_flow(
+    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator, emulator: Emulator
+) -> None:
+    result = await _sign_in(hass, hass_client_no_auth, emulator, await _start(hass))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Home"
+    assert result["result"].unique_id == PROJECT_ID
+    data = result["data"]
+    assert data[CONF_PROJECT_ID] == PROJECT_ID
+    assert data["auth_implementation"] == "imported-cred"
+    assert data["token"]["refresh_token"].startswith("1//")
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_already_configured(hass: HomeAssistant, config_entry: MockConfigEntry) -> None:
+    config_entry.add_to_hass(hass)
+    result = await _start(hass)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_missing_credentials(hass: HomeAssistant) -> None:
+    result = await _start(hass)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "missing_credentials"
+
+
+@pytest.mark.usefixtures("setup_credentials")
+@pytest.mark.parametrize("devices", [[]])
+async def test_no_cameras(
+    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator, emulator: Emulator
+) -> None:
+    result = await _sign_in(hass, hass_client_no_auth, emulator, await _start(hass))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_cameras"
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_api_error(
+    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator, emulator: Emulator
+) -> None:
+    emulator.config.faults.rate_503 = 1.0
+    result = await _sign_in(hass, hass_client_no_auth, emulator, await _start(hass))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "api_error"
+    assert "503" in result["description_placeholders"]["error"]
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_refused_token(
+    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator, emulator: Emulator
+) -> None:
+    emulator.config.access_token_lifetime = 0  # every token is born expired
+    result = await _sign_in(hass, hass_client_no_auth, emulator, await _start(hass))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "invalid_auth"
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_reauth(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    emulator: Emulator,
+    config_entry: MockConfigEntry,
+) -> None:
+    config_entry.add_to_hass(hass)
+    old_token = config_entry.data["token"]["access_token"]
+    result = await config_entry.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+    assert result["description_placeholders"]["project_id"] == PROJECT_ID
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    result = await _sign_in(hass, hass_client_no_auth, emulator, result)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert config_entry.data["token"]["access_token"] != old_token
+    assert config_entry.data[CONF_PROJECT_ID] == PROJECT_ID
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_reconfigure(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    emulator: Emulator,
+    config_entry: MockConfigEntry,
+) -> None:
+    config_entry.add_to_hass(hass)
+    result = await config_entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PROJECT_ID: PROJECT_ID}
+    )
+    result = await _sign_in(hass, hass_client_no_auth, emulator, result)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_reconfigure_must_keep_the_project(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    result = await config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PROJECT_ID: "another-project"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_project"
+
+
+async def test_options_flow(hass: HomeAssistant, setup_integration: MockConfigEntry) -> None:
+    entry = setup_integration
+    cameras = list(entry.runtime_data.coordinator.cameras)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "init"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            CONF_QPM: 8,
+            CONF_EXTENSION_LEAD: 20,
+            CONF_MAX_FAILURES: 3,
+            CONF_DEGRADED_RETRY: 600,
+            CONF_RETRY_BASE: 5,
+            CONF_CAMERAS: cameras[1:],
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == {
+        CONF_QPM: 8,
+        CONF_EXTENSION_LEAD: 20,
+        CONF_MAX_FAILURES: 3,
+        CONF_DEGRADED_RETRY: 600,
+        CONF_RETRY_BASE: 5,
+        CONF_EXCLUDED_CAMERAS: [cameras[0]],
+    }
+    await hass.async_block_till_done()
+    # The entry reloaded with the new options.
+    scheduler = entry.runtime_data.coordinator.scheduler
+    assert scheduler.qpm == 8
+    assert not scheduler.stream(cameras[0]).enabled
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_options_flow_of_an_unloaded_entry(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            CONF_QPM: 10,
+            CONF_EXTENSION_LEAD: 15,
+            CONF_MAX_FAILURES: 5,
+            CONF_DEGRADED_RETRY: 300,
+            CONF_RETRY_BASE: 10,
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert config_entry.options[CONF_EXCLUDED_CAMERAS] == []
+    await hass.async_block_till_done()
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
