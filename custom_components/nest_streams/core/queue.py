@@ -207,6 +207,22 @@ class CommandQueue:
                 result = await entry.run()
         except QuotaExceeded:
             self._quota_rejections += 1
+            if self._stopped:
+                self._finish_error(entry, QueueStopped("refused for quota while stopping"))
+            else:
+                self._back_off()
+                if not entry.future.done():
+                    heapq.heappush(self._heap, entry)
+                    self._wakeup.set()
+        except TimeoutError:
+            pass
+
+    async def _execute(self, entry: _Entry) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await entry.run()
+        except QuotaExceeded:
+            self._quota_rejections += 1
             self._backoff = min(BACKOFF_MAX, max(self._backoff * 2, self.interval * 2))
             self._backoff_until = self._clock.now() + self._backoff
             self.limiter.defer(self._backoff_until)
@@ -237,6 +253,15 @@ class CommandQueue:
             if not entry.future.done():
                 entry.future.set_result(result)
         self._changed()
+
+    def _back_off(self) -> None:
+        """Pause every command: 2 intervals, doubling while Google keeps refusing."""
+        self._backoff = min(BACKOFF_MAX, max(self._backoff * 2, self.interval * 2))
+        self._backoff_until = self._clock.now() + self._backoff
+        self.limiter.defer(self._backoff_until)
+        _LOGGER.warning(
+            "Google's quota was exceeded (429); pausing all commands for %.0f s", self._backoff
+        )
 
     def _finish_error(self, entry: _Entry, err: Exception) -> None:
         self._backoff = 0.0
