@@ -116,6 +116,10 @@ class Emulator:
         else:
             self._refresh_tokens.discard(refresh_token)
 
+    def expire_access_tokens(self) -> None:
+        """Every access token stops working (refresh tokens still work)."""
+        self._access_tokens.clear()
+
     def add_device(self, device: DeviceSpec) -> None:
         """A device appears in the project."""
         self.devices[device.device_id] = device

@@ -127,7 +127,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             qpm=float(options.get(CONF_QPM, DEFAULT_QPM)),
             config=stream_config(options),
             spawn=lambda coro, name: entry.async_create_background_task(hass, coro, name),
-            spawn_command=lambda coro, name: hass.async_create_task(coro, name),
+            spawn_command=lambda coro, name: entry.async_create_background_task(hass, coro, name),
         )
         self.scheduler.on_auth_failed = self._auth_failed
         self._store: Store[dict[str, Any]] = Store(

@@ -210,31 +210,10 @@ class CommandQueue:
             if self._stopped:
                 self._finish_error(entry, QueueStopped("refused for quota while stopping"))
             else:
-                self._back_off()
                 if not entry.future.done():
                     heapq.heappush(self._heap, entry)
                     self._wakeup.set()
-        except TimeoutError:
-            pass
-
-    async def _execute(self, entry: _Entry) -> None:
-        try:
-            async with asyncio.timeout(self._timeout):
-                result = await entry.run()
-        except QuotaExceeded:
-            self._quota_rejections += 1
-            self._backoff = min(BACKOFF_MAX, max(self._backoff * 2, self.interval * 2))
-            self._backoff_until = self._clock.now() + self._backoff
-            self.limiter.defer(self._backoff_until)
-            _LOGGER.warning(
-                "Google's quota was exceeded (429); pausing all commands for %.0f s",
-                self._backoff,
-            )
-            if not entry.future.done() and not self._stopped:
-                heapq.heappush(self._heap, entry)
-                self._wakeup.set()
-            elif not entry.future.done():
-                entry.future.set_exception(QueueStopped("the command queue is stopped"))
+                self._back_off()
         except TimeoutError:
             self._finish_error(
                 entry,
@@ -255,10 +234,19 @@ class CommandQueue:
         self._changed()
 
     def _back_off(self) -> None:
-        """Pause every command: 2 intervals, doubling while Google keeps refusing."""
+        """Pause every command: 2 intervals, doubling while Google keeps refusing.
+
+        The pause ends early enough to try the most urgent extension once more before its
+        stream expires: a refused try costs no quota, a lapsed stream costs a generation.
+        """
+        now = self._clock.now()
         self._backoff = min(BACKOFF_MAX, max(self._backoff * 2, self.interval * 2))
-        self._backoff_until = self._clock.now() + self._backoff
-        self.limiter.defer(self._backoff_until)
+        until = now + self._backoff
+        urgent = [e.deadline for e in self._heap if e.priority == 0 and not e.future.done()]
+        if urgent:
+            until = min(until, max(now + self.interval, min(urgent) - self.interval))
+        self._backoff_until = until
+        self.limiter.defer(until)
         _LOGGER.warning(
             "Google's quota was exceeded (429); pausing all commands for %.0f s", self._backoff
         )

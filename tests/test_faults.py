@@ -1,0 +1,157 @@
+"""Faults, each visible on the sensors, none crashing, other cameras unaffected."""
+
+from __future__ import annotations
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import SOURCE_REAUTH
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from sdm_emulator import Emulator, ScriptedFault
+from sdm_emulator.faults import Fault
+
+from .test_keepalive import advance, state
+
+CAMERAS = ("room_01_camera_01", "room_02_camera_02", "room_03_camera_03")
+
+
+def assert_running(hass: HomeAssistant, *cameras: str) -> None:
+    for camera in cameras:
+        assert state(hass, f"sensor.{camera}_stream_state") == "running", camera
+        assert state(hass, f"sensor.{camera}_consecutive_failures") == "0", camera
+        assert state(hass, f"binary_sensor.{camera}_degraded") == "off", camera
+
+
+async def worst(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float, entity_id: str
+) -> int:
+    """Advance `seconds` in 2 s steps; the highest value `entity_id` showed meanwhile."""
+    highest = 0
+    for _ in range(int(seconds // 2)):
+        await advance(hass, freezer, 2)
+        highest = max(highest, int(state(hass, entity_id)))
+    return highest
+
+
+def reauth_flows(hass: HomeAssistant) -> list[str]:
+    return [
+        flow["context"]["source"]
+        for flow in hass.config_entries.flow.async_progress()
+        if flow["context"]["source"] == SOURCE_REAUTH
+    ]
+
+
+async def test_quota_storm(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """Two minutes of 429s: the queue waits, no camera is blamed, all recover."""
+    await advance(hass, freezer, 250)
+    start = emulator.elapsed()
+    emulator.config.faults.scripted = [ScriptedFault(Fault.QUOTA, start, start + 40)]
+    deepest = 0
+    for _ in range(20):  # the extensions fall due inside the storm and wait in the queue
+        await advance(hass, freezer, 2)
+        deepest = max(deepest, int(state(hass, "sensor.home_queue_depth")))
+    assert deepest >= 1
+    await advance(hass, freezer, 200)
+    assert emulator.metrics.quota_rejections > 0
+    assert float(state(hass, "sensor.home_average_wait")) > 0
+    assert_running(hass, *CAMERAS)
+    assert emulator.report()["availability"]["min"] == 1.0
+
+
+async def test_404_on_extend_regenerates(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """The stream vanished at Google (404): a new one is generated; only that camera is hit."""
+    await advance(hass, freezer, 250)
+    start = emulator.elapsed()
+    emulator.config.faults.scripted = [ScriptedFault(Fault.NOT_FOUND, start, start + 60, "rtsp-01")]
+    assert await worst(hass, freezer, 60, "sensor.room_01_camera_01_consecutive_failures") >= 1
+    failing = hass.states.get("binary_sensor.room_01_camera_01_degraded")
+    assert failing is not None
+    assert "404" in str(failing.attributes["last_error"])
+    assert_running(hass, *CAMERAS[1:])
+    await advance(hass, freezer, 120)
+    assert_running(hass, *CAMERAS)
+    assert emulator.report()["calls"]["executeCommand:GenerateRtspStream"] >= 4
+
+
+async def test_failing_camera_degrades_alone(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """A camera whose commands always answer 500 turns degraded; the others run on."""
+    emulator.config.faults.failing_devices = {"rtsp-02"}
+    await hass.services.async_call(
+        "nest_streams", "restart_stream", {"entity_id": "camera.room_02_camera_02"}, blocking=True
+    )
+    await advance(hass, freezer, 20)
+    assert state(hass, "sensor.room_02_camera_02_stream_state") == "failed"
+    await advance(hass, freezer, 200)
+    assert state(hass, "sensor.room_02_camera_02_stream_state") == "degraded"
+    assert state(hass, "binary_sensor.room_02_camera_02_degraded") == "on"
+    assert state(hass, "sensor.room_02_camera_02_consecutive_failures") == "5"
+    assert state(hass, "camera.room_02_camera_02") == "unavailable"
+    assert_running(hass, "room_01_camera_01", "room_03_camera_03")
+    # Fixed at Google: the next degraded retry (every 300 s) brings it back.
+    emulator.config.faults.failing_devices = set()
+    await advance(hass, freezer, 300)
+    assert_running(hass, *CAMERAS)
+
+
+@pytest.mark.parametrize("fault", [Fault.SLOW, Fault.MALFORMED, Fault.ERROR_503])
+async def test_unreadable_or_late_answers(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+    fault: Fault,
+) -> None:
+    """Timeouts, malformed JSON and 5xx on one camera's extension: counted, then recovered."""
+    await advance(hass, freezer, 250)
+    start = emulator.elapsed()
+    # Camera 03's stream expires at about 316 s; its extension (about 302 s) meets the fault.
+    emulator.config.faults.scripted = [ScriptedFault(fault, start + 45, start + 57, "rtsp-03")]
+    assert await worst(hass, freezer, 70, "sensor.room_03_camera_03_consecutive_failures") >= 1
+    assert_running(hass, *CAMERAS[:2])
+    await advance(hass, freezer, 120)
+    assert_running(hass, *CAMERAS)
+    assert emulator.report()["availability"]["min"] == 1.0
+
+
+async def test_401_starts_reauth(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """Google stops accepting the access token: the failure shows and reauth is asked once."""
+    await advance(hass, freezer, 60)
+    emulator.expire_access_tokens()
+    await advance(hass, freezer, 260)
+    assert reauth_flows(hass) == [SOURCE_REAUTH]
+    failures = int(state(hass, "sensor.room_01_camera_01_consecutive_failures"))
+    assert failures >= 1
+
+
+async def test_invalid_grant_starts_reauth(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """The refresh token is revoked: when the access token expires, reauth is asked."""
+    emulator.revoke()
+    await advance(hass, freezer, 3700)
+    assert reauth_flows(hass) == [SOURCE_REAUTH]
+    assert state(hass, "sensor.room_01_camera_01_stream_state") in ("failed", "degraded")
