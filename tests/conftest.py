@@ -21,10 +21,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from pytest_homeassistant_custom_component.test_util.aiohttp import (
     AiohttpClientMocker,
     AiohttpClientMockResponse,
 )
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.nest_streams.const import CONF_PROJECT_ID, DOMAIN, OAUTH2_TOKEN
 from sdm_emulator import Emulator, EmulatorConfig, default_devices
@@ -33,6 +35,12 @@ from sdm_emulator.inprocess import InProcessSession
 CLIENT_ID = "some-client-id"
 CLIENT_SECRET = "some-client-secret"
 PROJECT_ID = "project-id-1"
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots in HA's format (ids and timestamps made stable), as HA core's tests use."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 @pytest.fixture(autouse=True)

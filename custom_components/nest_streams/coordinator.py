@@ -211,7 +211,10 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
     def _remove_devices(self, device_ids: set[str]) -> None:
         registry = dr.async_get(self.hass)
         for device_id in device_ids:
-            if device := registry.async_get_device(identifiers={(DOMAIN, device_id)}):
+            device = registry.async_get_device_by_identifier(
+                (DOMAIN, device_id), self.config_entry.entry_id
+            )
+            if device is not None:
                 _LOGGER.info("Camera %s left the project; removing its device", device.name)
                 registry.async_update_device(
                     device.id, remove_config_entry_id=self.config_entry.entry_id

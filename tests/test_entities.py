@@ -1,0 +1,209 @@
+"""Every platform with snapshot_platform, the camera entities, services, diagnostics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from typing import Any
+from unittest.mock import MagicMock, patch
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.camera import async_get_image, async_get_stream_source
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.nest_streams.const import DOMAIN
+from sdm_emulator import Emulator
+
+from .test_keepalive import advance, state
+
+OFFER = (
+    "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
+)
+
+
+@pytest.fixture
+def platforms() -> list[Platform]:
+    return [Platform.BINARY_SENSOR, Platform.CAMERA, Platform.SENSOR]
+
+
+@pytest.fixture(autouse=True)
+def only_platforms(platforms: list[Platform]) -> Generator[None]:
+    with patch("custom_components.nest_streams.PLATFORMS", platforms):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def fixed_camera_tokens() -> Generator[None]:
+    """Camera access tokens are random; make them fixed for snapshots."""
+    with patch("homeassistant.components.camera._RND") as rnd:
+        rnd.getrandbits.return_value = 1
+        yield
+
+
+@pytest.mark.freeze_time("2026-11-27 12:00:00+00:00")
+@pytest.mark.parametrize(
+    "platforms", [[Platform.SENSOR], [Platform.BINARY_SENSOR], [Platform.CAMERA]]
+)
+async def test_platform_snapshots(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+    setup_integration: MockConfigEntry,
+) -> None:
+    """Entities, names, classes and states after every camera started (1 minute)."""
+    await advance(hass, freezer, 60)
+    await snapshot_platform(hass, entity_registry, snapshot, setup_integration.entry_id)
+
+
+async def test_rtsp_camera_streams_the_current_url(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+) -> None:
+    """stream_source gives the newest token; a running worker gets it without a restart."""
+    await advance(hass, freezer, 30)
+    entity_id = "camera.room_01_camera_01"
+    first = await async_get_stream_source(hass, entity_id)
+    assert first is not None
+    assert first.startswith("rtsps://127.0.0.1:8554/sdm_live_stream/")
+    camera = hass.data["camera"].get_entity(entity_id)
+    stream = MagicMock(source=first)
+    camera.stream = stream
+    await advance(hass, freezer, 300)  # extended once: the stream token rotated
+    second = await async_get_stream_source(hass, entity_id)
+    assert second != first
+    assert stream.source == second
+    stream.update_source.assert_not_called()
+    image = await async_get_image(hass, entity_id)
+    assert image.content_type == "image/png"
+    assert image.content.startswith(b"\x89PNG")
+    camera.stream = None
+
+
+async def test_webrtc_camera_answers_offers_through_the_queue(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """A viewer's offer gets a session; it is extended until closed, then stopped."""
+    await advance(hass, freezer, 30)
+    camera = hass.data["camera"].get_entity("camera.room_04_webrtc_camera_01")
+    messages: list[Any] = []
+    # The offer waits for a queue slot: let time run while it waits (an untracked task, which
+    # async_block_till_done does not wait for).
+    offer = asyncio.create_task(
+        camera.async_handle_async_webrtc_offer(OFFER, "viewer-1", messages.append)
+    )
+    await advance(hass, freezer, 10)
+    await offer
+    assert messages
+    assert messages[0].answer.startswith("v=0")
+    await camera.async_on_webrtc_candidate("viewer-1", MagicMock())
+    await advance(hass, freezer, 300)
+    assert emulator.report()["calls"]["executeCommand:ExtendWebRtcStream"] >= 2
+    live = emulator.report()["live_streams"]
+    camera.close_webrtc_session("viewer-1")
+    await advance(hass, freezer, 10)
+    assert emulator.report()["live_streams"] == live - 1
+    assert emulator.report()["calls"]["executeCommand:StopWebRtcStream"] == 1
+
+
+async def test_webrtc_offer_refused(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    await advance(hass, freezer, 30)
+    camera = hass.data["camera"].get_entity("camera.room_04_webrtc_camera_01")
+    emulator.config.faults.failing_devices = {"webrtc-01"}
+    offer = asyncio.create_task(
+        camera.async_handle_async_webrtc_offer(OFFER, "viewer-2", lambda _: None)
+    )
+    await advance(hass, freezer, 10)
+    with pytest.raises(HomeAssistantError):
+        await offer
+
+
+async def test_services(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """stop_stream stops at Google and persists; start_stream and restart_stream restart."""
+    await advance(hass, freezer, 30)
+    target = {"entity_id": "camera.room_02_camera_02"}
+    await hass.services.async_call(DOMAIN, "stop_stream", target, blocking=True)
+    await advance(hass, freezer, 20)
+    assert state(hass, "sensor.room_02_camera_02_stream_state") == "stopped"
+    assert state(hass, "camera.room_02_camera_02") == "unavailable"
+    assert emulator.report()["calls"]["executeCommand:StopRtspStream"] == 1
+    await hass.services.async_call(DOMAIN, "start_stream", target, blocking=True)
+    await advance(hass, freezer, 20)
+    assert state(hass, "sensor.room_02_camera_02_stream_state") == "running"
+    generations = emulator.report()["calls"]["executeCommand:GenerateRtspStream"]
+    await hass.services.async_call(DOMAIN, "restart_stream", target, blocking=True)
+    await advance(hass, freezer, 20)
+    assert emulator.report()["calls"]["executeCommand:GenerateRtspStream"] == generations + 1
+    assert state(hass, "sensor.room_02_camera_02_stream_state") == "running"
+
+
+@pytest.mark.parametrize(
+    ("entity_id", "key"),
+    [
+        ("sensor.room_01_camera_01_stream_state", "not_a_camera"),
+        ("camera.nowhere", "not_a_camera"),
+    ],
+)
+async def test_service_rejects_bad_targets(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, entity_id: str, key: str
+) -> None:
+    with pytest.raises(ServiceValidationError) as raised:
+        await hass.services.async_call(
+            DOMAIN, "restart_stream", {"entity_id": entity_id}, blocking=True
+        )
+    assert raised.value.translation_key == key
+
+
+async def test_service_on_an_unloaded_entry(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    await hass.config_entries.async_unload(setup_integration.entry_id)
+    with pytest.raises(ServiceValidationError) as raised:
+        await hass.services.async_call(
+            DOMAIN, "stop_stream", {"entity_id": "camera.room_01_camera_01"}, blocking=True
+        )
+    assert raised.value.translation_key == "not_loaded"
+
+
+async def test_diagnostics_redact_secrets(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    hass_client: ClientSessionGenerator,
+    setup_integration: MockConfigEntry,
+) -> None:
+    await advance(hass, freezer, 60)
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, setup_integration)
+    text = str(diagnostics)
+    token = setup_integration.data["token"]
+    for secret in (token["access_token"], token["refresh_token"]):
+        assert secret not in text
+    statuses = [camera["status"] for camera in diagnostics["cameras"].values()]
+    urls = [status["stream_url"] for status in statuses if status["stream_url"]]
+    assert urls
+    assert all(url.endswith("auth=**REDACTED**") for url in urls)
+    assert diagnostics["capacity"] == 47
+    assert diagnostics["queue"]["executed"] >= 4
