@@ -132,3 +132,16 @@ async def test_cameras_join_and_leave(
     emulator.config.faults.rate_503 = 1.0
     await advance(hass, freezer, 15 * 60)
     assert len(setup_integration.runtime_data.coordinator.cameras) == 4
+
+
+@pytest.mark.parametrize("devices", [default_devices(5)])
+@pytest.mark.parametrize("options", [{CONF_QPM: 1}])
+async def test_start_cannot_bypass_the_quota(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """Starting or restarting a camera the quota cannot hold leaves it stopped."""
+    for service in ("start_stream", "restart_stream"):
+        await hass.services.async_call(
+            DOMAIN, service, {"entity_id": "camera.room_05_camera_05"}, blocking=True
+        )
+        assert state(hass, "sensor.room_05_camera_05_stream_state") == "stopped"

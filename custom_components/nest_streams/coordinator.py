@@ -309,10 +309,14 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self._push()
 
     def async_start_camera(self, device_id: str) -> None:
-        """Keep a camera alive again (service `start_stream`)."""
+        """Keep a camera alive again (service `start_stream`); a degraded one is retried now.
+
+        A camera the quota cannot hold stays stopped (and named in the repair issue).
+        """
         self.user_stopped.discard(device_id)
         self._reapply()
-        self.scheduler.stream(device_id).start()
+        if (stream := self.scheduler.stream(device_id)).enabled:
+            stream.start()
 
     def async_stop_camera(self, device_id: str) -> None:
         """Stop keeping a camera alive, and stop its stream at Google (service `stop_stream`)."""
@@ -323,4 +327,5 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         """Replace a camera's stream with a new one now (service `restart_stream`)."""
         self.user_stopped.discard(device_id)
         self._reapply()
-        self.scheduler.stream(device_id).restart()
+        if (stream := self.scheduler.stream(device_id)).enabled:
+            stream.restart()
