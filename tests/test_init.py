@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
@@ -11,10 +14,14 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from sdm_emulator import Emulator
 
 from .conftest import PROJECT_ID
+from .test_keepalive import advance
 
 
 async def test_setup_and_unload(
-    hass: HomeAssistant, setup_integration: MockConfigEntry, emulator: Emulator
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
 ) -> None:
     """Set-up reads the cameras (not the thermostat); unload stops every stream at Google."""
     entry = setup_integration
@@ -27,9 +34,19 @@ async def test_setup_and_unload(
 
     assert emulator.report()["calls"].get("executeCommand:GenerateRtspStream", 0) >= 1
 
-    assert await hass.config_entries.async_unload(entry.entry_id)
+    await advance(hass, freezer, 30)
+    live = emulator.report()["live_streams"]
+    assert live == 4
+    # The unload waits for paced stops: let time run meanwhile.
+    unload = asyncio.create_task(hass.config_entries.async_unload(entry.entry_id))
+    await advance(hass, freezer, 10)
+    assert await unload
     assert entry.state is ConfigEntryState.NOT_LOADED
-    assert emulator.report()["live_streams"] == 0
+    # Stops are paced too: what fits in the unload's grace is stopped, the rest expires.
+    stopped = emulator.report()["calls"].get("executeCommand:StopRtspStream", 0)
+    stopped += emulator.report()["calls"].get("executeCommand:StopWebRtcStream", 0)
+    assert stopped >= 1
+    assert emulator.report()["live_streams"] == live - stopped
 
 
 @pytest.mark.usefixtures("setup_credentials")

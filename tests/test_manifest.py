@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 import struct
 
 from awesomeversion import AwesomeVersion
 from homeassistant.const import __version__ as HA_VERSION
+import pytest
 
 from custom_components.nest_streams.const import DOMAIN
 
@@ -81,3 +83,25 @@ def test_translations_are_valid_json() -> None:
     text = (INTEGRATION / "translations" / "en.json").read_text()
     json.loads(text)
     assert "[%key:" not in text
+
+
+def test_google_hosts_unless_the_emulator_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Google's URLs by default; one emulator base URL for scripts/develop."""
+    from custom_components.nest_streams import const
+
+    assert const.OAUTH2_TOKEN == "https://www.googleapis.com/oauth2/v4/token"
+    assert const.API_URL == "https://smartdevicemanagement.googleapis.com/v1"
+    assert const.OAUTH2_AUTHORIZE.format(project_id="p") == (
+        "https://nestservices.google.com/partnerconnections/p/auth"
+    )
+    monkeypatch.setenv("NEST_STREAMS_EMULATOR_URL", "http://127.0.0.1:8765/")
+    try:
+        reloaded = importlib.reload(const)
+        assert reloaded.API_URL == "http://127.0.0.1:8765/v1"
+        assert reloaded.OAUTH2_TOKEN == "http://127.0.0.1:8765/oauth2/v4/token"
+        assert reloaded.OAUTH2_AUTHORIZE.format(project_id="p") == (
+            "http://127.0.0.1:8765/partnerconnections/p/auth"
+        )
+    finally:
+        monkeypatch.delenv("NEST_STREAMS_EMULATOR_URL")
+        importlib.reload(const)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from typing import Final
 
 DOMAIN: Final = "nest_streams"
 
 CONF_PROJECT_ID: Final = "project_id"
 
-OAUTH2_AUTHORIZE: Final = "https://nestservices.google.com/partnerconnections/{project_id}/auth"
-OAUTH2_TOKEN: Final = "https://www.googleapis.com/oauth2/v4/token"
-API_URL: Final = "https://smartdevicemanagement.googleapis.com/v1"
+# Development only (scripts/develop): one base URL that stands in for Google's three hosts,
+# the local SDM emulator. Unset in every real installation.
+EMULATOR_URL: Final = os.environ.get("NEST_STREAMS_EMULATOR_URL", "").rstrip("/")
+
+OAUTH2_AUTHORIZE: Final = (
+    f"{EMULATOR_URL or 'https://nestservices.google.com'}/partnerconnections/{{project_id}}/auth"
+)
+OAUTH2_TOKEN: Final = f"{EMULATOR_URL or 'https://www.googleapis.com'}/oauth2/v4/token"
+API_URL: Final = f"{EMULATOR_URL or 'https://smartdevicemanagement.googleapis.com'}/v1"
 SDM_SCOPES: Final = ["https://www.googleapis.com/auth/sdm.service"]
 
 # Options

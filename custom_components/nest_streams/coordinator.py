@@ -42,6 +42,8 @@ _LOGGER = logging.getLogger(__name__)
 DEVICE_REFRESH_INTERVAL = timedelta(minutes=15)
 STORE_VERSION = 1
 SAVE_DELAY = 10
+STOP_GRACE = 5.0
+"""Seconds an unload spends stopping streams, paced by the quota (the rest expire by themselves)."""
 
 # A receive-only offer that keeps a WebRTC-only camera's session alive while nobody watches.
 BACKGROUND_OFFER = (
@@ -293,11 +295,15 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         )
 
     async def async_shutdown(self) -> None:
-        """Stop every stream at Google and leave no task or timer behind."""
+        """Stop the streams at Google as far as the quota allows; leave no task or timer.
+
+        The quota stops at most one stream per 6 s; an unload waits `STOP_GRACE` for them,
+        and the streams not stopped by then expire at Google within 5 minutes.
+        """
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
-        await self.scheduler.stop(stop_streams=True)
+        await self.scheduler.stop(stop_streams=True, grace=STOP_GRACE)
         await self._store.async_save(self._store_data())
         await super().async_shutdown()
 

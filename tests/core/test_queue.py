@@ -218,28 +218,41 @@ def test_stop_fails_pending_and_leaves_no_task() -> None:
     assert all(isinstance(result, QueueStopped) for result in results)
 
 
-def test_flush_stops_runs_queued_stops_unpaced() -> None:
-    async def main() -> tuple[list[tuple[str, float]], BaseException | None]:
+def test_flush_stops_runs_stops_paced_within_the_grace() -> None:
+    async def main() -> tuple[list[tuple[str, float]], list[BaseException | None], Any]:
         clk = clock()
-        queue = CommandQueue(clk, qpm=1)
+        queue = CommandQueue(clk, qpm=10)
         log: list[tuple[str, float]] = []
         stops = [
             queue.submit(CommandKind.STOP, f"d{i}", _recorder(log, clk, f"stop{i}"))
-            for i in range(3)
+            for i in range(4)
         ]
-        hung = queue.submit(CommandKind.STOP, "h", _recorder(log, clk, "hung", 60))
         generate = queue.submit(CommandKind.GENERATE, "g", _recorder(log, clk, "gen"))
-        await queue.flush_stops(5)
-        await queue.flush_stops(5)  # nothing left: returns at once
+        await queue.flush_stops(10)
+        await queue.flush_stops(10)  # nothing left: returns at once
         await queue.stop()
-        await asyncio.gather(*stops)
-        assert isinstance(hung.exception(), QueueStopped)
-        return log, generate.exception()
+        results = [f.exception() for f in [*stops, generate]]
+        return log, results, queue.stats()
 
-    log, generate_error = virtual(main())
-    assert sorted(name for name, _ in log) == ["hung", "stop0", "stop1", "stop2"]
-    assert all(at == 0 for _, at in log)
-    assert isinstance(generate_error, QueueStopped)
+    log, results, stats = virtual(main())
+    # 10 s of grace at one command per 6.06 s: two stops go out, the others are dropped.
+    assert log == [("stop0", 0.0), ("stop1", 6.06)]
+    assert results[:2] == [None, None]
+    assert all(isinstance(error, QueueStopped) for error in results[2:])
+    assert stats.stops == 2
+
+
+def test_flush_stops_gives_up_on_a_hung_stop() -> None:
+    async def main() -> BaseException | None:
+        clk = clock()
+        queue = CommandQueue(clk, qpm=10, timeout=60)
+        log: list[tuple[str, float]] = []
+        hung = queue.submit(CommandKind.STOP, "h", _recorder(log, clk, "hung", 30))
+        await queue.flush_stops(5)
+        await queue.stop()
+        return hung.exception()
+
+    assert isinstance(virtual(main()), QueueStopped)
 
 
 def test_stats_count_kinds_and_last_minute() -> None:

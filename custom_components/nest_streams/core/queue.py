@@ -267,23 +267,28 @@ class CommandQueue:
             self.on_change()
 
     async def flush_stops(self, grace: float) -> None:
-        """Run every queued stop now, unpaced, waiting at most `grace` seconds.
+        """Run the queued stops now, still paced by the limiter, for at most `grace` seconds.
 
-        Used when the queue is about to stop: a stop refused for quota only means that stream
-        expires at Google on its own within its remaining lifetime.
+        Used when the queue is about to stop. The quota cannot stop many streams at once (20
+        stops take 2 minutes at 10 QPM); a stop that does not fit in `grace` is dropped, and
+        its stream expires at Google on its own within its remaining lifetime.
         """
-        stops = [e for e in self._heap if e.kind is CommandKind.STOP and not e.future.done()]
+        self._stopped = True  # a 429 must not requeue
+        deadline = self._clock.now() + grace
+        stops = sorted(e for e in self._heap if e.kind is CommandKind.STOP and not e.future.done())
         for entry in stops:
             self._heap.remove(entry)
+            if self._clock.now() + self.limiter.delay() > deadline:
+                entry.future.set_exception(QueueStopped("no quota left before unloading"))
+                continue
+            await self._clock.sleep(self.limiter.delay())
+            self.limiter.take()
+            task = asyncio.create_task(self._execute(entry))
+            done, _ = await asyncio.wait([task], timeout=max(0.0, deadline - self._clock.now()))
+            if not done:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         heapq.heapify(self._heap)
-        if not stops:
-            return
-        self._stopped = True  # a 429 must not requeue
-        tasks = [asyncio.create_task(self._execute(entry)) for entry in stops]
-        _, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
 
     async def stop(self) -> None:
         """Stop: queued commands fail with `QueueStopped`, running ones are cancelled."""

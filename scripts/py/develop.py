@@ -1,0 +1,508 @@
+"""Run Home Assistant with Nest Streams against the local SDM emulator, set up as a user would.
+
+The emulator and `hass -c <config>` run as child processes. Everything a user would click
+through is done with HA's own mechanisms: onboarding (a documented local user), application
+credentials (websocket API), and the real OAuth config flow (REST API), whose authorize step
+is answered by the emulator's consent page. A YAML dashboard shows every camera.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+import contextlib
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import shutil
+import signal
+import sys
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[2]
+USERNAME = "dev"
+PASSWORD = "nest-streams-dev"
+CLIENT_SECRET = "emulator-client-secret"
+PROJECT_ID = "project-id-1"
+DEFAULT_OPTIONS = {
+    "qpm": 10,
+    "extension_lead": 15,
+    "max_failures": 5,
+    "degraded_retry": 300,
+    "retry_base": 10,
+}
+
+CONFIGURATION = """\
+# Written by scripts/develop: a minimal Home Assistant for Nest Streams and the emulator.
+homeassistant:
+  name: Nest Streams demo
+  time_zone: UTC
+  unit_system: metric
+  country: US
+  currency: USD
+frontend:
+application_credentials:
+config:
+logger:
+  default: warning
+  logs:
+    custom_components.nest_streams: info
+lovelace:
+  dashboards:
+    nest-streams:
+      mode: yaml
+      title: Nest Streams
+      icon: mdi:cctv
+      show_in_sidebar: true
+      filename: nest_streams_dashboard.yaml
+"""
+
+
+@dataclass(slots=True)
+class Options:
+    """Command-line options."""
+
+    cameras: int
+    webrtc: int
+    battery: int
+    qpm: int
+    lifetime: float
+    port: int
+    emulator_port: int
+    config: Path
+    fault_rate: float
+    failing: list[str]
+    retry_base: int
+    max_failures: int
+    degraded_retry: int
+    keep_config: bool
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="scripts/develop", description=__doc__)
+    add = parser.add_argument
+    add("--cameras", type=int, default=14, help="RTSP cameras (default 14)")
+    add("--webrtc", type=int, default=4, help="wired WebRTC cameras (default 4)")
+    add("--battery", type=int, default=2, help="battery WebRTC cameras (default 2)")
+    add("--qpm", type=int, default=10, help="executeCommand quota per minute, both sides (10)")
+    add("--lifetime", type=float, default=300, help="stream lifetime in seconds (300)")
+    add("--port", type=int, default=8123, help="Home Assistant's port (8123)")
+    add("--emulator-port", type=int, default=8765, help="the emulator's port (8765)")
+    add("--config", type=Path, default=ROOT / "config", help="HA config folder (./config)")
+    add("--fault-rate", type=float, default=0.0, help="emulator per-call fault rate")
+    add("--failing-device", action="append", default=[], help="device id that always fails")
+    add("--retry-base", type=int, default=10, help="option: first retry delay (10 s)")
+    add("--max-failures", type=int, default=5, help="option: failures before degraded (5)")
+    add("--degraded-retry", type=int, default=300, help="option: degraded retry (300 s)")
+    add("--keep-config", action="store_true", help="reuse an existing config folder")
+    args = parser.parse_args(argv)
+    return Options(
+        cameras=args.cameras,
+        webrtc=args.webrtc,
+        battery=args.battery,
+        qpm=args.qpm,
+        lifetime=args.lifetime,
+        port=args.port,
+        emulator_port=args.emulator_port,
+        config=args.config.resolve(),
+        fault_rate=args.fault_rate,
+        failing=args.failing_device,
+        retry_base=args.retry_base,
+        max_failures=args.max_failures,
+        degraded_retry=args.degraded_retry,
+        keep_config=args.keep_config,
+    )
+
+
+def say(message: str) -> None:
+    """Progress, with the time since start."""
+    print(f"[develop {time.monotonic() - START:6.1f}s] {message}", flush=True)
+
+
+START = time.monotonic()
+
+
+async def wait_http(session: aiohttp.ClientSession, url: str, seconds: float) -> None:
+    """Wait until `url` answers at all."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as response:
+                if response.status < 500:
+                    return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer within {seconds:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+class HomeAssistantClient:
+    """The REST and websocket calls a user's browser would make."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        """Talk to HA at `base`."""
+        self.session = session
+        self.base = base
+        self.token = ""
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._id = 0
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        # The frontend tells HA its own base URL; the OAuth flow builds its redirect URI from it.
+        return {"Authorization": f"Bearer {self.token}", "HA-Frontend-Base": self.base}
+
+    async def post(self, path: str, payload: dict[str, Any]) -> Any:
+        """POST JSON; return the JSON answer."""
+        async with self.session.post(
+            f"{self.base}{path}", json=payload, headers=self._headers
+        ) as response:
+            text = await response.text()
+            if response.status >= 400:
+                raise RuntimeError(f"POST {path}: {response.status} {text}")
+            return json.loads(text)
+
+    async def onboard(self) -> None:
+        """Create the owner (or log in as it) and finish onboarding."""
+        client_id = f"{self.base}/"
+        async with self.session.get(f"{self.base}/api/onboarding") as response:
+            steps = {step["step"]: step["done"] for step in await response.json()}
+        if not steps.get("user"):
+            body = await self.post(
+                "/api/onboarding/users",
+                {
+                    "client_id": client_id,
+                    "name": "Developer",
+                    "username": USERNAME,
+                    "password": PASSWORD,
+                    "language": "en",
+                },
+            )
+            code = body["auth_code"]
+        else:
+            code = await self._login(client_id)
+        async with self.session.post(
+            f"{self.base}/auth/token",
+            data={"grant_type": "authorization_code", "code": code, "client_id": client_id},
+        ) as response:
+            self.token = (await response.json())["access_token"]
+        for step, payload in (
+            ("core_config", {}),
+            ("analytics", {}),
+            (
+                "integration",
+                {"client_id": client_id, "redirect_uri": f"{self.base}/?auth_callback=1"},
+            ),
+        ):
+            if not steps.get(step):
+                with contextlib.suppress(RuntimeError):
+                    await self.post(f"/api/onboarding/{step}", payload)
+
+    async def _login(self, client_id: str) -> str:
+        flow = await self.post(
+            "/auth/login_flow",
+            {
+                "client_id": client_id,
+                "handler": ["homeassistant", None],
+                "redirect_uri": f"{self.base}/",
+            },
+        )
+        result = await self.post(
+            f"/auth/login_flow/{flow['flow_id']}",
+            {"client_id": client_id, "username": USERNAME, "password": PASSWORD},
+        )
+        return str(result["result"])
+
+    async def ws(self, message: dict[str, Any]) -> Any:
+        """One websocket command; its result."""
+        if self._ws is None:
+            self._ws = await self.session.ws_connect(f"{self.base}/api/websocket")
+            await self._ws.receive_json()
+            await self._ws.send_json({"type": "auth", "access_token": self.token})
+            reply = await self._ws.receive_json()
+            if reply["type"] != "auth_ok":
+                raise RuntimeError(f"websocket auth failed: {reply}")
+        self._id += 1
+        await self._ws.send_json({"id": self._id, **message})
+        while True:
+            reply = await self._ws.receive_json()
+            if reply.get("id") == self._id and reply["type"] == "result":
+                if not reply["success"]:
+                    raise RuntimeError(f"{message['type']}: {reply['error']}")
+                return reply["result"]
+
+    async def close(self) -> None:
+        """Close the websocket."""
+        if self._ws is not None:
+            await self._ws.close()
+
+
+async def configure_integration(ha: HomeAssistantClient, options: Options, emulator: str) -> str:
+    """Application credentials, then the real OAuth config flow, then options; the entry id."""
+    entries = await ha.ws({"type": "config_entries/get", "domain": "nest_streams"})
+    if entries:
+        say("Nest Streams is already configured")
+        return str(entries[0]["entry_id"])
+    credentials = await ha.ws({"type": "application_credentials/list"})
+    if not any(item["domain"] == "nest_streams" for item in credentials):
+        await ha.ws(
+            {
+                "type": "application_credentials/create",
+                "domain": "nest_streams",
+                "client_id": "emulator-client-id",
+                "client_secret": CLIENT_SECRET,
+                "name": "Emulator",
+            }
+        )
+    flow = await ha.post("/api/config/config_entries/flow", {"handler": "nest_streams"})
+    flow = await ha.post(
+        f"/api/config/config_entries/flow/{flow['flow_id']}", {"project_id": PROJECT_ID}
+    )
+    if flow["type"] != "external":
+        raise RuntimeError(f"expected the OAuth step, got {flow}")
+    # The user's browser opens the authorize URL; the emulator's consent page approves at once.
+    async with ha.session.get(flow["url"], allow_redirects=False) as consent:
+        location = consent.headers["Location"]
+    query = parse_qs(urlparse(location).query)
+    callback = f"{ha.base}/auth/external/callback"
+    async with ha.session.get(
+        callback, params={"code": query["code"][0], "state": query["state"][0]}
+    ) as response:
+        if response.status != 200:
+            raise RuntimeError(f"OAuth callback answered {response.status}")
+    result = await ha.post(f"/api/config/config_entries/flow/{flow['flow_id']}", {})
+    if result["type"] != "create_entry":
+        raise RuntimeError(f"config flow ended with {result}")
+    entry_id = str(result["result"]["entry_id"])
+    say(f"config entry created through the OAuth flow against {emulator}")
+    wanted = {
+        "qpm": options.qpm,
+        "extension_lead": 15,
+        "max_failures": options.max_failures,
+        "degraded_retry": options.degraded_retry,
+        "retry_base": options.retry_base,
+    }
+    if wanted == DEFAULT_OPTIONS:
+        return entry_id
+    options_flow = await ha.post("/api/config/config_entries/options/flow", {"handler": entry_id})
+    form = options_flow["data_schema"]
+    cameras: list[dict[str, str]] = next(
+        (field["selector"]["select"]["options"] for field in form if field["name"] == "cameras"),
+        [],
+    )
+    await ha.post(
+        f"/api/config/config_entries/options/flow/{options_flow['flow_id']}",
+        {**wanted, "cameras": [item["value"] for item in cameras]},
+    )
+    say(f"options set through the options flow: {wanted}")
+    return entry_id
+
+
+async def write_dashboard(ha: HomeAssistantClient, options: Options) -> int:
+    """A YAML dashboard: the hub's sensors, then one card per camera; returns the camera count."""
+    registry = await ha.ws({"type": "config/entity_registry/list"})
+    devices = {d["id"]: d for d in await ha.ws({"type": "config/device_registry/list"})}
+    by_device: defaultdict[str, dict[str, str]] = defaultdict(dict)
+    for entity in registry:
+        if entity["platform"] != "nest_streams" or not entity["device_id"]:
+            continue
+        key = entity["unique_id"].rsplit("-", 1)[-1] if "/devices/" in entity["unique_id"] else ""
+        by_device[entity["device_id"]][key or entity["entity_id"]] = entity["entity_id"]
+    hub_entities: list[str] = []
+    camera_cards: list[dict[str, Any]] = []
+    for device_id, entities in sorted(
+        by_device.items(), key=lambda item: devices[item[0]]["name"] or ""
+    ):
+        if "camera" not in entities:
+            hub_entities.extend(sorted(entities.values()))
+            continue
+        camera_cards.append(
+            {
+                "type": "vertical-stack",
+                "cards": [
+                    {
+                        "type": "picture-entity",
+                        "entity": entities["camera"],
+                        "camera_view": "auto",
+                        "name": devices[device_id]["name"],
+                    },
+                    {
+                        "type": "entities",
+                        "entities": [
+                            {"entity": entities["stream_state"], "name": "State"},
+                            {
+                                "entity": entities["stream_expiry"],
+                                "name": "Expires",
+                                "format": "relative",
+                            },
+                            {"entity": entities["degraded"], "name": "Problem"},
+                        ],
+                    },
+                ],
+            }
+        )
+    dashboard = {
+        "title": "Nest Streams",
+        "views": [
+            {
+                "title": "Cameras",
+                "path": "cameras",
+                "type": "masonry",
+                "cards": [
+                    {"type": "entities", "title": "Quota and queue", "entities": hub_entities},
+                    *camera_cards,
+                ],
+            }
+        ],
+    }
+    (options.config / "nest_streams_dashboard.yaml").write_text(json.dumps(dashboard, indent=2))
+    return len(camera_cards)
+
+
+async def report_start_up(ha: HomeAssistantClient, cameras: int) -> None:
+    """Say when every camera's stream state first read 'running' (start-up under the quota)."""
+    started = time.monotonic()
+    while time.monotonic() - started < 600:
+        async with ha.session.get(f"{ha.base}/api/states", headers=ha._headers) as response:
+            states = await response.json()
+        running = sum(
+            1
+            for item in states
+            if item["entity_id"].endswith("_stream_state") and item["state"] == "running"
+        )
+        if running >= cameras:
+            say(f"all {cameras} cameras running")
+            return
+        await asyncio.sleep(2)
+    say("not every camera is running after 10 minutes; see the stream state sensors")
+
+
+@contextlib.asynccontextmanager
+async def processes(options: Options) -> AsyncIterator[tuple[str, str]]:
+    """Start the emulator and Home Assistant; stop both (SIGINT, then SIGKILL) on exit."""
+    emulator_url = f"http://127.0.0.1:{options.emulator_port}"
+    ha_url = f"http://127.0.0.1:{options.port}"
+    python = sys.executable
+    emulator_args = [
+        "-m",
+        "sdm_emulator",
+        "--port",
+        str(options.emulator_port),
+        "--project-id",
+        PROJECT_ID,
+        "--cameras",
+        str(options.cameras),
+        "--webrtc",
+        str(options.webrtc),
+        "--battery",
+        str(options.battery),
+        "--execute-qpm",
+        str(options.qpm),
+        "--lifetime",
+        str(options.lifetime),
+        "--fault-rate",
+        str(options.fault_rate),
+    ]
+    for device in options.failing:
+        emulator_args += ["--failing-device", device]
+    logs = options.config / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    # Children run in their own sessions: a terminal's Ctrl-C reaches only this script, which
+    # then stops them in order (SIGTERM: HA's clean shutdown).
+    emulator = await asyncio.create_subprocess_exec(
+        python,
+        *emulator_args,
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=(logs / "emulator.log").open("w"),
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    environment = {
+        **os.environ,
+        "NEST_STREAMS_EMULATOR_URL": emulator_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    hass = await asyncio.create_subprocess_exec(
+        python,
+        "-m",
+        "homeassistant",
+        "-c",
+        str(options.config),
+        "--skip-pip",
+        cwd=ROOT,
+        start_new_session=True,
+        env=environment,
+        stdout=(logs / "home-assistant.out").open("w"),
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        yield emulator_url, ha_url
+    finally:
+        for process in (hass, emulator):
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in (hass, emulator):
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def prepare_config(options: Options) -> None:
+    """A fresh config folder with the integration linked in."""
+    if options.config.exists() and not options.keep_config:
+        shutil.rmtree(options.config)
+    options.config.mkdir(parents=True, exist_ok=True)
+    (options.config / "configuration.yaml").write_text(CONFIGURATION)
+    (options.config / "nest_streams_dashboard.yaml").write_text(
+        json.dumps({"title": "Nest Streams", "views": [{"title": "Cameras", "cards": []}]})
+    )
+    custom = options.config / "custom_components"
+    custom.mkdir(exist_ok=True)
+    link = custom / "nest_streams"
+    if not link.exists():
+        link.symlink_to(ROOT / "custom_components" / "nest_streams")
+
+
+async def run(options: Options, ready: asyncio.Event | None = None) -> None:
+    """Bring everything up, print how to log in, then wait until interrupted."""
+    prepare_config(options)
+    async with processes(options) as (emulator_url, ha_url), aiohttp.ClientSession() as session:
+        await wait_http(session, f"{emulator_url}/emulator/metrics", 30)
+        say(f"emulator up at {emulator_url}")
+        await wait_http(session, f"{ha_url}/api/onboarding", 180)
+        say(f"Home Assistant up at {ha_url}")
+        ha = HomeAssistantClient(session, ha_url)
+        await ha.onboard()
+        await configure_integration(ha, options, emulator_url)
+        await asyncio.sleep(2)
+        count = await write_dashboard(ha, options)
+        await ha.close()
+        say(f"dashboard with {count} cameras: {ha_url}/nest-streams/cameras")
+        say(f"log in as '{USERNAME}' with password '{PASSWORD}'; Ctrl-C stops both processes")
+        await report_start_up(ha, count)
+        if ready is not None:
+            ready.set()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        say("stopping")
+
+
+def main() -> None:
+    """Entry point."""
+    asyncio.run(run(parse_args()))
+
+
+if __name__ == "__main__":
+    main()
