@@ -47,6 +47,9 @@ homeassistant:
   unit_system: metric
   country: US
   currency: USD
+http:
+  server_host: 127.0.0.1
+  server_port: {port}
 frontend:
 application_credentials:
 config:
@@ -237,6 +240,14 @@ class HomeAssistantClient:
                 if not reply["success"]:
                     raise RuntimeError(f"{message['type']}: {reply['error']}")
                 return reply["result"]
+
+    async def wait_running(self, seconds: float) -> None:
+        """Wait until HA has finished starting (every configured integration is loaded)."""
+        deadline = time.monotonic() + seconds
+        while (await self.ws({"type": "get_config"}))["state"] != "RUNNING":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Home Assistant did not finish starting in {seconds:.0f} s")
+            await asyncio.sleep(0.5)
 
     async def close(self) -> None:
         """Close the websocket."""
@@ -461,7 +472,7 @@ def prepare_config(options: Options) -> None:
     if options.config.exists() and not options.keep_config:
         shutil.rmtree(options.config)
     options.config.mkdir(parents=True, exist_ok=True)
-    (options.config / "configuration.yaml").write_text(CONFIGURATION)
+    (options.config / "configuration.yaml").write_text(CONFIGURATION.format(port=options.port))
     (options.config / "nest_streams_dashboard.yaml").write_text(
         json.dumps({"title": "Nest Streams", "views": [{"title": "Cameras", "cards": []}]})
     )
@@ -482,6 +493,7 @@ async def run(options: Options, ready: asyncio.Event | None = None) -> None:
         say(f"Home Assistant up at {ha_url}")
         ha = HomeAssistantClient(session, ha_url)
         await ha.onboard()
+        await ha.wait_running(120)
         await configure_integration(ha, options, emulator_url)
         await asyncio.sleep(2)
         count = await write_dashboard(ha, options)

@@ -1,0 +1,196 @@
+"""End-to-end: scripts/develop's setup, checked in a real browser (Debian's chromium).
+
+Starts the emulator and HA exactly as scripts/develop does (a faster profile: 60 commands per
+minute on both sides, 1 s first retry, degraded after 3 failures), logs in through HA's login
+page with headless Chromium driven by Playwright, opens the Nest Streams dashboard, checks that
+all 20 cameras show and run, makes one camera fail at the emulator and waits for the page to show
+it degraded. Screenshots go to artifacts/e2e/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+import shutil
+import sys
+import time
+
+import aiohttp
+from playwright.async_api import Page, TimeoutError as PlaywrightTimeoutError, async_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from develop import (
+    PASSWORD,
+    ROOT,
+    USERNAME,
+    HomeAssistantClient,
+    Options,
+    run,
+)
+
+ARTIFACTS = ROOT / "artifacts" / "e2e"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FAILING = "rtsp-05"
+FAILING_NAME = "Camera 05"
+TIMEOUT_MS = 240_000
+
+
+def options() -> Options:
+    """scripts/develop's defaults with a faster quota and retry profile."""
+    return Options(
+        cameras=14,
+        webrtc=4,
+        battery=2,
+        qpm=60,
+        lifetime=300,
+        port=8124,
+        emulator_port=8766,
+        config=ROOT / "artifacts" / "e2e-config",
+        fault_rate=0.0,
+        failing=[],
+        retry_base=1,
+        max_failures=3,
+        degraded_retry=300,
+        keep_config=False,
+    )
+
+
+def say(message: str) -> None:
+    """Progress."""
+    print(f"[e2e {time.monotonic() - START:6.1f}s] {message}", flush=True)
+
+
+START = time.monotonic()
+
+
+async def count_exact(page: Page, text: str) -> int:
+    """How many elements read exactly `text` (shadow DOM included)."""
+    return await page.get_by_text(text, exact=True).count()
+
+
+async def count_state(page: Page, state: str) -> int:
+    """How many entity rows show `state` (a row's light-DOM text is its state)."""
+    return await page.locator("hui-generic-entity-row").filter(has_text=state).count()
+
+
+async def wait_until(page: Page, what: str, check: object, seconds: float) -> None:
+    """Poll an async predicate until true, or fail with a screenshot."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(1)
+    await page.screenshot(path=ARTIFACTS / "failure.png", full_page=True)
+    raise AssertionError(f"timed out waiting for: {what}")
+
+
+async def browser_checks(ha_url: str, emulator_url: str) -> None:
+    """Log in, see 20 running cameras, make one fail, see it degraded."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = await browser.new_page(viewport={"width": 1600, "height": 2400})
+        page.set_default_timeout(TIMEOUT_MS)
+        await page.goto(f"{ha_url}/nest-streams/cameras")
+        await page.locator("input[name='username']").fill(USERNAME)
+        await page.locator("input[name='password']").fill(PASSWORD)
+        await page.keyboard.press("Enter")
+        await page.get_by_text("Quota and queue", exact=True).wait_for()
+        say("logged in; the dashboard is open")
+        # HA asks once to confirm the HTTP settings of configuration.yaml (port, address).
+        confirm = page.get_by_role("button", name="Confirm")
+        with contextlib.suppress(PlaywrightTimeoutError):
+            await confirm.click(timeout=5000)
+            say("confirmed HA's new HTTP server settings dialog")
+
+        names = (
+            [f"Camera {i:02d}" for i in range(1, 15)]
+            + [f"WebRTC Camera {i:02d}" for i in range(1, 5)]
+            + [f"Battery Camera {i:02d}" for i in range(1, 3)]
+        )
+
+        async def all_shown() -> bool:
+            return all([await count_exact(page, name) >= 1 for name in names])
+
+        await wait_until(page, "all 20 camera names", all_shown, 60)
+
+        async def all_running() -> bool:
+            return await count_state(page, "Running") >= len(names)
+
+        await wait_until(page, "20 cameras running", all_running, 180)
+        await page.screenshot(path=ARTIFACTS / "all-running.png", full_page=True)
+        say(f"all {len(names)} cameras shown running; screenshot all-running.png")
+
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{emulator_url}/emulator/faults", json={"failing_devices": [FAILING]}
+            ) as response:
+                response.raise_for_status()
+            ha = HomeAssistantClient(session, ha_url)
+            client_id = f"{ha_url}/"
+            code = await ha._login(client_id)
+            async with session.post(
+                f"{ha_url}/auth/token",
+                data={"grant_type": "authorization_code", "code": code, "client_id": client_id},
+            ) as response:
+                ha.token = (await response.json())["access_token"]
+            await ha.post(
+                "/api/services/nest_streams/restart_stream",
+                {"entity_id": "camera.room_05_camera_05"},
+            )
+        failed_at = time.monotonic()
+        say(f"{FAILING_NAME} made to fail at the emulator and restarted")
+
+        async def degraded_shown() -> bool:
+            return await count_state(page, "Degraded") >= 1
+
+        await wait_until(page, f"{FAILING_NAME} degraded", degraded_shown, 120)
+        await page.screenshot(path=ARTIFACTS / "degraded.png", full_page=True)
+        say(
+            f"{FAILING_NAME} shown degraded after {time.monotonic() - failed_at:.0f} s; "
+            "screenshot degraded.png"
+        )
+        running = await count_state(page, "Running")
+        if running != len(names) - 1:
+            raise AssertionError(f"expected {len(names) - 1} cameras still running, saw {running}")
+        say(f"the other {running} cameras still run")
+        await browser.close()
+
+
+async def main() -> None:
+    """Bring everything up, run the browser checks, tear down."""
+    ready = asyncio.Event()
+    opts = options()
+    develop = asyncio.create_task(run(opts, ready))
+    waiter = asyncio.create_task(ready.wait())
+    done, _ = await asyncio.wait({develop, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if develop in done:
+        waiter.cancel()
+        develop.result()  # raises what went wrong
+        raise RuntimeError("scripts/develop ended before it was ready")
+    try:
+        await browser_checks(
+            f"http://127.0.0.1:{opts.port}", f"http://127.0.0.1:{opts.emulator_port}"
+        )
+    finally:
+        develop.cancel()
+        await asyncio.gather(develop, return_exceptions=True)
+    say("passed")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
