@@ -20,6 +20,7 @@ How each system is driven (identical for both):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator
 import json
 import os
@@ -30,14 +31,6 @@ from unittest.mock import AsyncMock, Mock, patch
 from urllib.parse import urlencode
 
 from freezegun.api import FrozenDateTimeFactory
-import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
-from pytest_homeassistant_custom_component.test_util.aiohttp import (
-    AiohttpClientMocker,
-    AiohttpClientMockResponse,
-)
-
-import custom_components.nest_streams  # noqa: F401 - imported so it can be patched
 from homeassistant.components.application_credentials import (
     ClientCredential,
     async_import_client_credential,
@@ -47,6 +40,14 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.test_util.aiohttp import (
+    AiohttpClientMocker,
+    AiohttpClientMockResponse,
+)
+
+import custom_components.nest_streams  # noqa: F401 - imported so it can be patched
 from sdm_emulator import Emulator, EmulatorConfig, FaultConfig, default_devices
 from sdm_emulator.inprocess import InProcessSession
 
@@ -88,7 +89,10 @@ def bridge(emulator: Emulator, aioclient_mock: AiohttpClientMocker) -> Generator
         body = urlencode(data).encode() if isinstance(data, dict) else (data or b"")
         reply = await emulator.handle(method, "/oauth2/v4/token", {}, {}, body)
         return AiohttpClientMockResponse(
-            method, url, status=reply.status, response=reply.body,
+            method,
+            url,
+            status=reply.status,
+            response=reply.body,
             headers={"content-type": reply.content_type},
         )
 
@@ -129,6 +133,23 @@ def _entry(system: str, emulator: Emulator) -> MockConfigEntry:
     )
 
 
+def _append(path: Path, line: str) -> None:
+    """Append a line (a benchmark's result, once, at the end of a run)."""
+    with path.open("a") as output:
+        output.write(line + "\n")
+
+
+def _next_timer(hass: HomeAssistant) -> float | None:
+    """Seconds until the loop's next timer (CPython's scheduled heap), if any."""
+    now = hass.loop.time()
+    pending = [
+        handle.when() - now
+        for handle in getattr(hass.loop, "_scheduled", [])
+        if not handle.cancelled() and handle.when() > now
+    ]
+    return min(pending) if pending else None
+
+
 async def test_run(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -154,20 +175,40 @@ async def test_run(
     ]
     assert len(cameras) == int(_env("CAMERAS", "3"))
     viewer_errors = 0
+    viewers: dict[str, asyncio.Task[str | None]] = {}
+
+    def viewer_done(task: asyncio.Task[str | None]) -> None:
+        nonlocal viewer_errors
+        if not task.cancelled() and isinstance(task.exception(), HomeAssistantError):
+            viewer_errors += 1
+
     elapsed = 0.0
     next_view = 0.0
     while elapsed < hours * 3600:
         if elapsed >= next_view:
             next_view += VIEWER_INTERVAL
             for entity_id in cameras:
-                try:
-                    await async_get_stream_source(hass, entity_id)
-                except HomeAssistantError:
-                    viewer_errors += 1
-        freezer.tick(STEP)
+                # One pending request per viewer; a slow answer must not stall the clock, so
+                # requests run as tasks and time moves on while they wait.
+                if entity_id in viewers and not viewers[entity_id].done():
+                    continue
+                task = asyncio.create_task(async_get_stream_source(hass, entity_id))
+                task.add_done_callback(viewer_done)
+                viewers[entity_id] = task
+        # Jump to the next due timer (at most STEP, at least 10 ms): timers fire on time, so
+        # a 6.06 s pacing stays 6.06 s instead of being rounded up to the step.
+        step = min(STEP, next_view - elapsed, _next_timer(hass) or STEP)
+        step = max(step, 0.01)
+        freezer.tick(step)
         async_fire_time_changed(hass)
-        await hass.async_block_till_done()
-        elapsed += STEP
+        # Not async_block_till_done: a request held by a slow answer would wait for time
+        # that only this loop can move. A few loop turns let due work run.
+        for _ in range(20):
+            await asyncio.sleep(0)
+        elapsed += step
+    for task in viewers.values():
+        task.cancel()
+    await asyncio.gather(*viewers.values(), return_exceptions=True)
     report = emulator.report()
     availability = report["availability"]
     calls = report["calls"]
@@ -182,11 +223,20 @@ async def test_run(
         "min_camera_availability": availability["min"],
         "cameras_ever_streaming": len(availability["per_camera"]),
         "quota_rejections_429": report["quota_rejections"],
-        "accepted_calls_per_camera_hour": report["accepted_commands"] / len(cameras) / hours_observed,
+        "accepted_calls_per_camera_hour": report["accepted_commands"]
+        / len(cameras)
+        / hours_observed,
         "peak_calls_60s": report["peak_commands_60s"],
         "generations": calls.get("executeCommand:GenerateRtspStream", 0),
         "extensions": calls.get("executeCommand:ExtendRtspStream", 0),
         "viewer_errors": viewer_errors,
     }
-    Path(_env("OUTPUT", "versus.jsonl")).open("a").write(json.dumps(result) + "\n")
-    await hass.config_entries.async_unload(entry.entry_id)
+    _append(Path(_env("OUTPUT", "versus.jsonl")), json.dumps(result))
+    # Unloading waits for paced stops: keep the clock moving until it is done.
+    unload = asyncio.create_task(hass.config_entries.async_unload(entry.entry_id))
+    while not unload.done():
+        freezer.tick(STEP)
+        async_fire_time_changed(hass)
+        for _ in range(20):
+            await asyncio.sleep(0)
+    assert unload.result()
