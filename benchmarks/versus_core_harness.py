@@ -26,9 +26,7 @@ import json
 import os
 from pathlib import Path
 import time
-from typing import Any
 from unittest.mock import AsyncMock, Mock, patch
-from urllib.parse import urlencode
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.application_credentials import (
@@ -42,13 +40,11 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
-from pytest_homeassistant_custom_component.test_util.aiohttp import (
-    AiohttpClientMocker,
-    AiohttpClientMockResponse,
-)
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
 import custom_components.nest_streams  # noqa: F401 - imported so it can be patched
 from sdm_emulator import Emulator, EmulatorConfig, FaultConfig, default_devices
+from sdm_emulator.ha_bridge import register_token_endpoint
 from sdm_emulator.inprocess import InProcessSession
 
 TOKEN_URL = "https://www.googleapis.com/oauth2/v4/token"
@@ -85,18 +81,7 @@ def bridge(emulator: Emulator, aioclient_mock: AiohttpClientMocker) -> Generator
     """All SDM calls and token refreshes of both systems go to the emulator."""
     session = InProcessSession(emulator)
 
-    async def token(method: str, url: Any, data: Any) -> AiohttpClientMockResponse:
-        body = urlencode(data).encode() if isinstance(data, dict) else (data or b"")
-        reply = await emulator.handle(method, "/oauth2/v4/token", {}, {}, body)
-        return AiohttpClientMockResponse(
-            method,
-            url,
-            status=reply.status,
-            response=reply.body,
-            headers={"content-type": reply.content_type},
-        )
-
-    aioclient_mock.post(TOKEN_URL, side_effect=token)
+    register_token_endpoint(aioclient_mock, emulator, TOKEN_URL)
     with (
         patch("custom_components.nest_streams.async_get_clientsession", return_value=session),
         patch(

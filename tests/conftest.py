@@ -11,7 +11,6 @@ from collections.abc import Generator
 import time
 from typing import Any
 from unittest.mock import patch
-from urllib.parse import urlencode
 
 from homeassistant.components.application_credentials import (
     ClientCredential,
@@ -22,14 +21,12 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
-from pytest_homeassistant_custom_component.test_util.aiohttp import (
-    AiohttpClientMocker,
-    AiohttpClientMockResponse,
-)
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.nest_streams.const import CONF_PROJECT_ID, DOMAIN, OAUTH2_TOKEN
 from sdm_emulator import Emulator, EmulatorConfig, default_devices
+from sdm_emulator.ha_bridge import register_token_endpoint
 from sdm_emulator.inprocess import InProcessSession
 
 CLIENT_ID = "some-client-id"
@@ -77,19 +74,7 @@ def sdm_session(emulator: Emulator) -> Generator[InProcessSession]:
 @pytest.fixture(autouse=True)
 def token_endpoint(aioclient_mock: AiohttpClientMocker, emulator: Emulator) -> None:
     """Answer HA's OAuth token requests from the emulator's token endpoint."""
-
-    async def answer(method: str, url: Any, data: Any) -> AiohttpClientMockResponse:
-        body = urlencode(data).encode() if isinstance(data, dict) else (data or b"")
-        reply = await emulator.handle(method, "/oauth2/v4/token", {}, {}, body)
-        return AiohttpClientMockResponse(
-            method,
-            url,
-            status=reply.status,
-            response=reply.body,
-            headers={"content-type": reply.content_type},
-        )
-
-    aioclient_mock.post(OAUTH2_TOKEN, side_effect=answer)
+    register_token_endpoint(aioclient_mock, emulator, OAUTH2_TOKEN)
 
 
 @pytest.fixture
