@@ -10,10 +10,10 @@ from typing import Any, cast
 import aiohttp
 
 from custom_components.nest_streams.api import SdmClient, TokenAuth
-from custom_components.nest_streams.core.camera import StreamConfig
 from custom_components.nest_streams.core.clock import LoopClock
 from custom_components.nest_streams.core.models import StreamState
 from custom_components.nest_streams.core.scheduler import StreamScheduler
+from custom_components.nest_streams.core.settings import Settings
 from sdm_emulator import Emulator, EmulatorConfig, FaultConfig, default_devices
 from sdm_emulator.inprocess import InProcessSession
 
@@ -65,7 +65,7 @@ async def simulate(
     seed: int,
     webrtc: int = 0,
     battery: int = 0,
-    config: StreamConfig | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Keep `cameras` streams alive for `hours` of loop time; return the emulator's figures."""
     loop = asyncio.get_running_loop()
@@ -84,8 +84,6 @@ async def simulate(
     client = SdmClient(
         TokenAuth(cast(aiohttp.ClientSession, session), API, token), emulator.project_id
     )
-    config = config or StreamConfig(webrtc_offer=OFFER)
-    scheduler = StreamScheduler(client, clock, qpm=qpm, config=config)
     leads: list[float] = []
     first_running: dict[str, float] = {}
 
@@ -94,7 +92,14 @@ async def simulate(
             if status.state is StreamState.RUNNING and device_id not in first_running:
                 first_running[device_id] = clock.now() - start
 
-    scheduler.add_listener(observe)
+    scheduler = StreamScheduler(
+        client,
+        clock,
+        settings or Settings(qpm=qpm),
+        on_change=observe,
+        on_auth_failed=lambda: None,
+        background_offer=OFFER,
+    )
     worker = asyncio.create_task(scheduler.run())
     start = clock.now()
     scheduler.set_cameras(await client.async_list_cameras())

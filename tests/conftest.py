@@ -29,9 +29,7 @@ from sdm_emulator import Emulator, EmulatorConfig, default_devices
 from sdm_emulator.ha_bridge import register_token_endpoint
 from sdm_emulator.inprocess import InProcessSession
 
-CLIENT_ID = "some-client-id"
-CLIENT_SECRET = "some-client-secret"
-PROJECT_ID = "project-id-1"
+from .common import CLIENT_ID, CLIENT_SECRET, PROJECT_ID
 
 
 @pytest.fixture

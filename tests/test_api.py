@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from typing import cast
+from unittest.mock import MagicMock
 
 import aiohttp
 import pytest
@@ -18,8 +20,9 @@ from custom_components.nest_streams.core.errors import (
 from custom_components.nest_streams.core.models import CameraInfo, StreamHandle, StreamProtocol
 from sdm_emulator import Emulator, EmulatorConfig, ScriptedFault, default_devices
 from sdm_emulator.clock import ManualClock
+from sdm_emulator.emulator import Reply
 from sdm_emulator.faults import Fault
-from sdm_emulator.inprocess import InProcessSession
+from sdm_emulator.inprocess import InProcessResponse, InProcessSession
 
 OFFER = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
 
@@ -152,3 +155,99 @@ async def test_extend_of_an_expired_stream(client: SdmClient, emulator: Emulator
     emulator.clock.advance(400)
     with pytest.raises(StreamGone):
         await client.extend(camera, stream)
+
+
+class _ScriptedSession:
+    """A session whose every request answers one scripted status and body, or raises."""
+
+    def __init__(self, status: int, body: bytes | BaseException) -> None:
+        self.status = status
+        self.body = body
+
+    async def request(self, method: str, url: str, **_: object) -> InProcessResponse:
+        if isinstance(self.body, BaseException):
+            raise self.body
+        return InProcessResponse(method, url, Reply(self.status, self.body))
+
+
+async def _scripted(
+    emulator: Emulator, status: int, body: bytes | BaseException
+) -> tuple[SdmClient, CameraInfo, StreamHandle, _ScriptedSession]:
+    """A client that listed the emulator's cameras, then talks to a scripted session."""
+    session = _ScriptedSession(200, b"")
+
+    async def get_token() -> str:
+        return "token"
+
+    real = cast(aiohttp.ClientSession, InProcessSession(emulator))
+    auth = TokenAuth(real, "https://sdm.example/v1", get_token)
+    sdm = SdmClient(auth, emulator.project_id)
+    emulator_token = emulator.issue_tokens()["access_token"]
+
+    async def emulator_token_getter() -> str:
+        return str(emulator_token)
+
+    auth._token = emulator_token_getter
+    cameras = await sdm.async_list_cameras()
+    camera = _camera(cameras, "rtsp-01")
+    stream = await sdm.generate(camera)
+    session.status, session.body = status, body
+    auth._websession = cast(aiohttp.ClientSession, session)
+    return sdm, camera, stream, session
+
+
+def _google_error(status: int, name: str) -> bytes:
+    return json.dumps({"error": {"code": status, "message": "m", "status": name}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "name", "on_generate", "on_extend"),
+    [
+        (400, "INVALID_ARGUMENT", CommandFailed, StreamGone),
+        (400, "FAILED_PRECONDITION", CommandFailed, StreamGone),
+        (401, "UNAUTHENTICATED", AuthFailed, AuthFailed),
+        (403, "PERMISSION_DENIED", CommandFailed, CommandFailed),
+        (404, "NOT_FOUND", CommandFailed, StreamGone),
+        (409, "ABORTED", TransientError, TransientError),
+        (429, "RESOURCE_EXHAUSTED", QuotaExceeded, QuotaExceeded),
+        (500, "INTERNAL", TransientError, TransientError),
+        (503, "UNAVAILABLE", TransientError, TransientError),
+    ],
+)
+async def test_error_answers_map_by_status(
+    emulator: Emulator,
+    status: int,
+    name: str,
+    on_generate: type[Exception],
+    on_extend: type[Exception],
+) -> None:
+    """Each status maps to the core's error by status (and whether a stream is extended)."""
+    sdm, camera, stream, _ = await _scripted(emulator, status, _google_error(status, name))
+    with pytest.raises(on_generate) as generating:
+        await sdm.generate(camera)
+    with pytest.raises(on_extend):
+        await sdm.extend(camera, stream)
+    assert f"HTTP {status}" in str(generating.value)
+    if isinstance(generating.value, TransientError):
+        assert not generating.value.maybe_executed
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientConnectorError(MagicMock(), OSError(111, "refused")),
+        TimeoutError(),
+        b"<html>not json</html>",
+        b"[1, 2]",
+    ],
+    ids=["disconnected", "refused", "timeout", "html", "not-an-object"],
+)
+async def test_lost_or_unreadable_answers_may_have_executed(
+    emulator: Emulator, failure: bytes | BaseException
+) -> None:
+    """No readable answer: Google may have run the command, so an extension is replaced."""
+    sdm, camera, stream, _ = await _scripted(emulator, 200, failure)
+    with pytest.raises(TransientError) as raised:
+        await sdm.extend(camera, stream)
+    assert raised.value.maybe_executed

@@ -14,18 +14,14 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.nest_streams.const import (
     CONF_CAMERAS,
-    CONF_DEGRADED_RETRY,
     CONF_EXCLUDED_CAMERAS,
-    CONF_EXTENSION_LEAD,
-    CONF_MAX_FAILURES,
     CONF_PROJECT_ID,
-    CONF_QPM,
-    CONF_RETRY_BASE,
     DOMAIN,
 )
+from custom_components.nest_streams.core.settings import USER_OPTIONS, Settings
 from sdm_emulator import Emulator
 
-from .conftest import CLIENT_ID, PROJECT_ID
+from .common import CLIENT_ID, PROJECT_ID
 
 pytestmark = pytest.mark.usefixtures("current_request_with_host")
 
@@ -177,6 +173,23 @@ async def test_reconfigure_must_keep_the_project(
     assert result["reason"] == "wrong_project"
 
 
+NEW_OPTIONS = {
+    "qpm": 8.5,
+    "extension_lead": 20,
+    "max_failures": 3,
+    "degraded_retry": 600,
+    "retry_base": 5,
+}
+
+
+def test_the_flow_offers_every_user_option_of_settings() -> None:
+    """One name per setting: every user option is a field of Settings with its default."""
+    assert {option.name for option in USER_OPTIONS} == set(NEW_OPTIONS)
+    for option in USER_OPTIONS:
+        assert option.default == getattr(Settings(), option.name)
+        assert option.parse(option.default) == option.default
+
+
 async def test_options_flow(hass: HomeAssistant, setup_integration: MockConfigEntry) -> None:
     entry = setup_integration
     cameras = list(entry.runtime_data.coordinator.cameras)
@@ -184,50 +197,47 @@ async def test_options_flow(hass: HomeAssistant, setup_integration: MockConfigEn
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {
-            CONF_QPM: 8,
-            CONF_EXTENSION_LEAD: 20,
-            CONF_MAX_FAILURES: 3,
-            CONF_DEGRADED_RETRY: 600,
-            CONF_RETRY_BASE: 5,
-            CONF_CAMERAS: cameras[1:],
-        },
+        result["flow_id"], {**NEW_OPTIONS, CONF_CAMERAS: cameras[1:]}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert entry.options == {
-        CONF_QPM: 8,
-        CONF_EXTENSION_LEAD: 20,
-        CONF_MAX_FAILURES: 3,
-        CONF_DEGRADED_RETRY: 600,
-        CONF_RETRY_BASE: 5,
-        CONF_EXCLUDED_CAMERAS: [cameras[0]],
-    }
+    assert entry.options == {**NEW_OPTIONS, CONF_EXCLUDED_CAMERAS: [cameras[0]]}
     await hass.async_block_till_done()
-    # The entry reloaded with the new options.
+    # The entry reloaded with the new options: each reaches the core under its own name.
     scheduler = entry.runtime_data.coordinator.scheduler
-    assert scheduler.qpm == 8
+    assert scheduler.settings == Settings(**NEW_OPTIONS)  # type: ignore[arg-type]
+    assert scheduler.queue.interval == pytest.approx(60 / 8.5 * 1.01)
     assert not scheduler.stream(cameras[0]).enabled
 
 
+async def test_options_flow_refuses_invalid_numbers(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """A value the selector lets through but the option cannot take is an error on its field."""
+    result = await hass.config_entries.options.async_init(setup_integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**NEW_OPTIONS, "qpm": 2.25, "max_failures": 2.5}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"qpm": "invalid_number", "max_failures": "invalid_number"}
+    result = await hass.config_entries.options.async_configure(result["flow_id"], NEW_OPTIONS)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize("options", [{CONF_EXCLUDED_CAMERAS: ["enterprises/p/devices/x"]}])
 @pytest.mark.usefixtures("setup_credentials")
-async def test_options_flow_of_an_unloaded_entry(
+async def test_options_flow_of_an_unloaded_entry_keeps_the_exclusions(
     hass: HomeAssistant, config_entry: MockConfigEntry
 ) -> None:
+    """Without the camera list (entry not loaded) the exclusions are kept, not wiped."""
     config_entry.add_to_hass(hass)
     result = await hass.config_entries.options.async_init(config_entry.entry_id)
     assert result["type"] is FlowResultType.FORM
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {
-            CONF_QPM: 10,
-            CONF_EXTENSION_LEAD: 15,
-            CONF_MAX_FAILURES: 5,
-            CONF_DEGRADED_RETRY: 300,
-            CONF_RETRY_BASE: 10,
-        },
-    )
+    schema = result["data_schema"]
+    assert schema is not None
+    assert CONF_CAMERAS not in schema.schema
+    result = await hass.config_entries.options.async_configure(result["flow_id"], NEW_OPTIONS)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert config_entry.options[CONF_EXCLUDED_CAMERAS] == []
+    assert config_entry.options[CONF_EXCLUDED_CAMERAS] == ["enterprises/p/devices/x"]
     await hass.async_block_till_done()
     assert await hass.config_entries.async_unload(config_entry.entry_id)

@@ -7,15 +7,16 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.nest_streams.const import CONF_QPM, DOMAIN
+from custom_components.nest_streams.const import DOMAIN
 from sdm_emulator import Emulator, default_devices
 from sdm_emulator.config import DeviceKind, DeviceSpec
 
-from .test_keepalive import advance, state
+from .common import advance, state
 
 
 @pytest.mark.usefixtures("setup_credentials")
@@ -85,7 +86,7 @@ async def test_corrupt_store_is_ignored(
 
 
 @pytest.mark.parametrize("devices", [default_devices(6)])
-@pytest.mark.parametrize("options", [{CONF_QPM: 1}])
+@pytest.mark.parametrize("options", [{"qpm": 1}])
 async def test_over_capacity_raises_a_repair_issue(
     hass: HomeAssistant,
     setup_integration: MockConfigEntry,
@@ -135,13 +136,19 @@ async def test_cameras_join_and_leave(
 
 
 @pytest.mark.parametrize("devices", [default_devices(5)])
-@pytest.mark.parametrize("options", [{CONF_QPM: 1}])
+@pytest.mark.parametrize("options", [{"qpm": 1}])
 async def test_start_cannot_bypass_the_quota(
     hass: HomeAssistant, setup_integration: MockConfigEntry
 ) -> None:
     """Starting or restarting a camera the quota cannot hold leaves it stopped."""
     for service in ("start_stream", "restart_stream"):
-        await hass.services.async_call(
-            DOMAIN, service, {"entity_id": "camera.room_05_camera_05"}, blocking=True
-        )
+        with pytest.raises(ServiceValidationError) as raised:
+            await hass.services.async_call(
+                DOMAIN, service, {"entity_id": "camera.room_05_camera_05"}, blocking=True
+            )
+        assert raised.value.translation_key == "over_capacity"
+        assert raised.value.translation_placeholders == {
+            "entity_id": "camera.room_05_camera_05",
+            "capacity": "4",
+        }
         assert state(hass, "sensor.room_05_camera_05_stream_state") == "stopped"

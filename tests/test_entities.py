@@ -11,8 +11,14 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.camera import async_get_image, async_get_stream_source
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import entity_registry as er
+from homeassistant.exceptions import (
+    HomeAssistantError,
+)
+from homeassistant.helpers import (
+    area_registry as ar,
+    device_registry as dr,
+    entity_registry as er,
+)
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from pytest_homeassistant_custom_component.components.diagnostics import (
@@ -24,7 +30,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.nest_streams.const import DOMAIN
 from sdm_emulator import Emulator
 
-from .test_keepalive import advance, state
+from .common import advance, state
 
 OFFER = (
     "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
@@ -149,7 +155,7 @@ async def test_services(
     await hass.services.async_call(DOMAIN, "stop_stream", target, blocking=True)
     await advance(hass, freezer, 20)
     assert state(hass, "sensor.room_02_camera_02_stream_state") == "stopped"
-    assert state(hass, "camera.room_02_camera_02") == "unavailable"
+    assert state(hass, "camera.room_02_camera_02") == "idle"
     assert emulator.report()["calls"]["executeCommand:StopRtspStream"] == 1
     await hass.services.async_call(DOMAIN, "start_stream", target, blocking=True)
     await advance(hass, freezer, 20)
@@ -161,32 +167,63 @@ async def test_services(
     assert state(hass, "sensor.room_02_camera_02_stream_state") == "running"
 
 
-@pytest.mark.parametrize(
-    ("entity_id", "key"),
-    [
-        ("sensor.room_01_camera_01_stream_state", "not_a_camera"),
-        ("camera.nowhere", "not_a_camera"),
-    ],
-)
-async def test_service_rejects_bad_targets(
-    hass: HomeAssistant, setup_integration: MockConfigEntry, entity_id: str, key: str
+async def test_service_targets_devices_and_areas(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+    area_registry: ar.AreaRegistry,
+    emulator: Emulator,
 ) -> None:
-    with pytest.raises(ServiceValidationError) as raised:
-        await hass.services.async_call(
-            DOMAIN, "restart_stream", {"entity_id": entity_id}, blocking=True
+    """The actions are entity services: device and area targets reach the cameras on them."""
+    await advance(hass, freezer, 30)
+    device = device_registry.async_get_device_by_identifier(
+        (DOMAIN, f"enterprises/{emulator.project_id}/devices/rtsp-01"),
+        setup_integration.entry_id,
+    )
+    assert device is not None
+    await hass.services.async_call(DOMAIN, "stop_stream", {"device_id": device.id}, blocking=True)
+    await advance(hass, freezer, 10)
+    assert state(hass, "sensor.room_01_camera_01_stream_state") == "stopped"
+    assert state(hass, "sensor.room_02_camera_02_stream_state") == "running"
+    area = area_registry.async_get_or_create("Garden")
+    for name in ("rtsp-02", "rtsp-03"):
+        other = device_registry.async_get_device_by_identifier(
+            (DOMAIN, f"enterprises/{emulator.project_id}/devices/{name}"),
+            setup_integration.entry_id,
         )
-    assert raised.value.translation_key == key
+        assert other is not None
+        device_registry.async_update_device(other.id, area_id=area.id)
+    await hass.services.async_call(DOMAIN, "stop_stream", {"area_id": area.id}, blocking=True)
+    await advance(hass, freezer, 20)
+    assert state(hass, "sensor.room_02_camera_02_stream_state") == "stopped"
+    assert state(hass, "sensor.room_03_camera_03_stream_state") == "stopped"
+    assert state(hass, "sensor.room_04_webrtc_camera_01_stream_state") == "running"
+    await hass.services.async_call(
+        DOMAIN, "start_stream", {"area_id": area.id, "device_id": device.id}, blocking=True
+    )
+    await advance(hass, freezer, 30)
+    for name in ("room_01_camera_01", "room_02_camera_02", "room_03_camera_03"):
+        assert state(hass, f"sensor.{name}_stream_state") == "running"
+    assert emulator.report()["calls"]["executeCommand:StopRtspStream"] == 3
 
 
-async def test_service_on_an_unloaded_entry(
-    hass: HomeAssistant, setup_integration: MockConfigEntry
+async def test_service_ignores_an_entity_of_another_kind(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    await hass.config_entries.async_unload(setup_integration.entry_id)
-    with pytest.raises(ServiceValidationError) as raised:
-        await hass.services.async_call(
-            DOMAIN, "stop_stream", {"entity_id": "camera.room_01_camera_01"}, blocking=True
-        )
-    assert raised.value.translation_key == "not_loaded"
+    """A sensor is no camera: HA's entity-service resolution says so and nothing is sent."""
+    calls = dict(emulator.report()["calls"])
+    await hass.services.async_call(
+        DOMAIN,
+        "restart_stream",
+        {"entity_id": "sensor.room_01_camera_01_stream_state"},
+        blocking=True,
+    )
+    assert "sensor.room_01_camera_01_stream_state" in caplog.text
+    assert emulator.report()["calls"] == calls
 
 
 async def test_diagnostics_redact_secrets(

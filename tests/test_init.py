@@ -13,8 +13,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from sdm_emulator import Emulator
 
-from .conftest import PROJECT_ID
-from .test_keepalive import advance
+from .common import PROJECT_ID, advance
 
 
 async def test_setup_and_unload(

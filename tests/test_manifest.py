@@ -6,6 +6,7 @@ import importlib
 import json
 from pathlib import Path
 import struct
+from typing import Any
 
 from awesomeversion import AwesomeVersion
 from homeassistant.const import __version__ as HA_VERSION
@@ -85,23 +86,45 @@ def test_translations_are_valid_json() -> None:
     assert "[%key:" not in text
 
 
-def test_google_hosts_unless_the_emulator_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Google's URLs by default; one emulator base URL for scripts/develop."""
+GOOGLE = (
+    "https://nestservices.google.com/partnerconnections/p/auth",
+    "https://www.googleapis.com/oauth2/v4/token",
+    "https://smartdevicemanagement.googleapis.com/v1",
+)
+
+
+def _urls(const: Any) -> tuple[str, str, str]:
+    return (const.OAUTH2_AUTHORIZE.format(project_id="p"), const.OAUTH2_TOKEN, const.API_URL)
+
+
+def test_an_install_cannot_be_redirected_by_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Google's hosts, whatever the environment says; shipped code reads no environment."""
     from custom_components.nest_streams import const
 
-    assert const.OAUTH2_TOKEN == "https://www.googleapis.com/oauth2/v4/token"
-    assert const.API_URL == "https://smartdevicemanagement.googleapis.com/v1"
-    assert const.OAUTH2_AUTHORIZE.format(project_id="p") == (
-        "https://nestservices.google.com/partnerconnections/p/auth"
-    )
-    monkeypatch.setenv("NEST_STREAMS_EMULATOR_URL", "http://127.0.0.1:8765/")
+    for name in ("NEST_STREAMS_EMULATOR_URL", "NEST_STREAMS_API_URL", "SDM_API_URL"):
+        monkeypatch.setenv(name, "http://127.0.0.1:8765/")
+    assert _urls(importlib.reload(const)) == GOOGLE
+    for path in INTEGRATION.rglob("*.py"):
+        text = path.read_text()
+        assert "os.environ" not in text, path
+        assert "getenv" not in text, path
+
+
+def test_the_dev_launcher_redirects_to_the_emulator() -> None:
+    """scripts/develop's launcher (not shipped) points the three hosts at the emulator."""
+    import dev_hass
+
+    from custom_components.nest_streams import const
+
     try:
-        reloaded = importlib.reload(const)
-        assert reloaded.API_URL == "http://127.0.0.1:8765/v1"
-        assert reloaded.OAUTH2_TOKEN == "http://127.0.0.1:8765/oauth2/v4/token"
-        assert reloaded.OAUTH2_AUTHORIZE.format(project_id="p") == (
-            "http://127.0.0.1:8765/partnerconnections/p/auth"
+        dev_hass.redirect("http://127.0.0.1:8765/")
+        assert _urls(const) == (
+            "http://127.0.0.1:8765/partnerconnections/p/auth",
+            "http://127.0.0.1:8765/oauth2/v4/token",
+            "http://127.0.0.1:8765/v1",
         )
     finally:
-        monkeypatch.delenv("NEST_STREAMS_EMULATOR_URL")
         importlib.reload(const)
+    assert _urls(const) == GOOGLE

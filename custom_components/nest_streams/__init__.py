@@ -11,11 +11,7 @@ from homeassistant.exceptions import (
     OAuth2TokenRequestBaseError,
     OAuth2TokenRequestReauthError,
 )
-from homeassistant.helpers import (
-    config_entry_oauth2_flow,
-    config_validation as cv,
-    device_registry as dr,
-)
+from homeassistant.helpers import config_entry_oauth2_flow, config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
@@ -67,10 +63,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) 
     await coordinator.async_restore()
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = NestStreamsData(coordinator=coordinator)
-    hub = dr.async_get(hass).async_get_or_create(
-        config_entry_id=entry.entry_id, **hub_device_info(coordinator)
-    )
-    coordinator.hub_device_id = hub.id
+    coordinator.async_create_hub_device(hub_device_info(coordinator))
     await coordinator.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True

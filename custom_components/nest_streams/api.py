@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from http import HTTPStatus
 import logging
 from typing import Any, override
 from urllib.parse import parse_qs, urlparse
@@ -23,13 +24,7 @@ from google_nest_sdm.camera_traits import (
     WebRtcStream,
 )
 from google_nest_sdm.device import Device
-from google_nest_sdm.exceptions import (
-    ApiException,
-    ApiTimeoutException,
-    AuthException,
-    FailedPreconditionException,
-    NotFoundException,
-)
+from google_nest_sdm.exceptions import ApiException, ApiTimeoutException
 from google_nest_sdm.google_nest_api import GoogleNestAPI
 from mashumaro.exceptions import MissingField
 
@@ -48,11 +43,21 @@ _LOGGER = logging.getLogger(__name__)
 TokenGetter = Callable[[], Awaitable[str]]
 
 
+class HttpError(StreamError):
+    """An error answer of the SDM API, by status; `SdmClient` maps it onto the core's errors."""
+
+    def __init__(self, status: int, message: str) -> None:
+        """Describe the answer."""
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
 class TokenAuth(AbstractAuth):
     """google-nest-sdm auth whose access token comes from a callback.
 
-    429 and 5xx answers are raised as the core's `QuotaExceeded` / `TransientError` here, where
-    the status code is still known; the library maps the rest.
+    Every error answer is raised as `HttpError` here, where the status code is known, and an
+    answer that cannot be read, a lost connection or a timeout as the core's `TransientError`
+    (maybe executed: Google may have carried the command out).
     """
 
     def __init__(self, websession: aiohttp.ClientSession, host: str, token: TokenGetter) -> None:
@@ -66,13 +71,26 @@ class TokenAuth(AbstractAuth):
         return await self._token()
 
     @override
-    async def request(self, method: str, url: str, **kwargs: Any) -> aiohttp.ClientResponse:
-        """Make a request; turn quota and server errors into the core's errors."""
-        response = await super().request(method, url, **kwargs)
-        if response.status == 429:
-            raise QuotaExceeded(await _error_message(response))
-        if response.status >= 500:
-            raise TransientError(f"HTTP {response.status}: {await _error_message(response)}")
+    async def _request(
+        self, method: str, url: str, headers: dict[str, str], **kwargs: Any
+    ) -> aiohttp.ClientResponse:
+        """Send the request; a lost connection or a timeout may have executed the command."""
+        try:
+            response = await super()._request(method, url, headers, **kwargs)
+            if response.status < 400:
+                body = await response.json(content_type=None)
+                if not isinstance(body, dict):
+                    raise ValueError("not a JSON object")
+        except TimeoutError as err:
+            raise TransientError("no answer from the API", maybe_executed=True) from err
+        except aiohttp.ClientConnectionError as err:
+            raise TransientError(f"connection lost: {err}", maybe_executed=True) from err
+        except (aiohttp.ClientError, ValueError) as err:
+            raise TransientError(
+                f"malformed answer from the API: {err}", maybe_executed=True
+            ) from err
+        if response.status >= 400:
+            raise HttpError(response.status, await _error_message(response))
         return response
 
 
@@ -83,6 +101,24 @@ async def _error_message(response: aiohttp.ClientResponse) -> str:
         return str(body["error"]["message"])
     except aiohttp.ClientError, ValueError, KeyError, TypeError:
         return str(response.reason)
+
+
+def _core_error(err: HttpError, *, extending: bool) -> StreamError:
+    """The core's error for an error answer.
+
+    A refused extension or stop (400 INVALID_ARGUMENT / FAILED_PRECONDITION, 404) means the
+    stream is gone; a 409 on a generation is a conflict that goes away on a retry.
+    """
+    message = str(err)
+    if err.status == HTTPStatus.TOO_MANY_REQUESTS:
+        return QuotaExceeded(message)
+    if err.status >= HTTPStatus.INTERNAL_SERVER_ERROR or err.status == HTTPStatus.CONFLICT:
+        return TransientError(message)
+    if err.status == HTTPStatus.UNAUTHORIZED:
+        return AuthFailed(message)
+    if extending and err.status in (HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND):
+        return StreamGone(message)
+    return CommandFailed(message)
 
 
 def _epoch(value: datetime) -> float:
@@ -178,26 +214,17 @@ class SdmClient:
 
     @staticmethod
     async def _call[T](call: Awaitable[T], *, extending: bool = False) -> T:
-        """Await a library call; map its exceptions onto the core's."""
+        """Await a library call; map its errors onto the core's by status and class."""
         try:
             return await call
+        except HttpError as err:
+            raise _core_error(err, extending=extending) from err
         except StreamError:
             raise
-        except AuthException as err:
-            raise AuthFailed(str(err)) from err
-        except FailedPreconditionException as err:
-            raise (StreamGone if extending else CommandFailed)(str(err)) from err
-        except NotFoundException as err:
-            raise (StreamGone if extending else CommandFailed)(str(err)) from err
         except ApiTimeoutException as err:
             raise TransientError(str(err), maybe_executed=True) from err
         except ApiException as err:
-            message = str(err)
-            if "malformed" in message:
-                raise TransientError(message, maybe_executed=True) from err
-            if extending and "(400)" in message:
-                raise StreamGone(message) from err
-            raise CommandFailed(message) from err
+            raise CommandFailed(str(err)) from err
         except (KeyError, TypeError, ValueError, MissingField) as err:
             raise TransientError(
                 f"malformed answer from the API: {err!r}", maybe_executed=True

@@ -11,7 +11,7 @@ from homeassistant.components.camera import Camera
 from homeassistant.components.camera.const import CameraEntityFeature
 from homeassistant.components.camera.webrtc import WebRTCAnswer, WebRTCSendMessage
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from webrtc_models import RTCIceCandidateInit
 
@@ -64,16 +64,34 @@ class NestStreamsCamera(CameraStreamEntity, Camera):
         self.content_type = "image/png"
 
     @property
-    def available(self) -> bool:
-        """Available while the camera has a live stream."""
-        status = self.status
-        return super().available and status is not None and status.state is StreamState.RUNNING
-
-    @property
     def is_streaming(self) -> bool:
         """Whether a stream is kept alive."""
         status = self.status
         return status is not None and status.state is StreamState.RUNNING
+
+    async def async_restart_stream(self) -> None:
+        """Replace the camera's stream with a new one now (service `restart_stream`)."""
+        if not self.coordinator.async_restart_camera(self.device_id):
+            self._raise_over_capacity()
+
+    async def async_stop_stream(self) -> None:
+        """Stop keeping the stream alive and stop it at Google (service `stop_stream`)."""
+        self.coordinator.async_stop_camera(self.device_id)
+
+    async def async_start_stream(self) -> None:
+        """Keep the stream alive again; a degraded camera is retried now (`start_stream`)."""
+        if not self.coordinator.async_start_camera(self.device_id):
+            self._raise_over_capacity()
+
+    def _raise_over_capacity(self) -> None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="over_capacity",
+            translation_placeholders={
+                "entity_id": self.entity_id,
+                "capacity": str(self.coordinator.scheduler.capacity),
+            },
+        )
 
     @override
     async def async_camera_image(

@@ -10,6 +10,7 @@ from homeassistant.config_entries import (
     SOURCE_REAUTH,
     SOURCE_RECONFIGURE,
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlowResult,
     OptionsFlowWithReload,
 )
@@ -30,23 +31,14 @@ from .api import SdmClient, TokenAuth
 from .const import (
     API_URL,
     CONF_CAMERAS,
-    CONF_DEGRADED_RETRY,
     CONF_EXCLUDED_CAMERAS,
-    CONF_EXTENSION_LEAD,
-    CONF_MAX_FAILURES,
     CONF_PROJECT_ID,
-    CONF_QPM,
-    CONF_RETRY_BASE,
-    DEFAULT_DEGRADED_RETRY,
-    DEFAULT_EXTENSION_LEAD,
-    DEFAULT_MAX_FAILURES,
-    DEFAULT_QPM,
-    DEFAULT_RETRY_BASE,
     DOMAIN,
     OAUTH2_AUTHORIZE,
     SDM_SCOPES,
 )
 from .core.errors import AuthFailed, StreamError
+from .core.settings import USER_OPTIONS, UserOption
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -168,66 +160,65 @@ class NestStreamsFlowHandler(config_entry_oauth2_flow.AbstractOAuth2FlowHandler,
         return NestStreamsOptionsFlow()
 
 
-def _number(minimum: float, maximum: float, unit: str | None = None) -> NumberSelector:
-    config = NumberSelectorConfig(min=minimum, max=maximum, step=1, mode=NumberSelectorMode.BOX)
-    if unit is not None:
-        config["unit_of_measurement"] = unit
+def _selector(option: UserOption) -> NumberSelector:
+    config = NumberSelectorConfig(
+        min=option.minimum, max=option.maximum, step=option.step, mode=NumberSelectorMode.BOX
+    )
+    if option.unit is not None:
+        config["unit_of_measurement"] = option.unit
     return NumberSelector(config)
 
 
 class NestStreamsOptionsFlow(OptionsFlowWithReload):
-    """Quota, timing and which cameras to keep alive."""
+    """Quota, timing and which cameras to keep alive: the user options of `Settings`."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show and store the options."""
+        entry = self.config_entry
+        excluded = set(entry.options.get(CONF_EXCLUDED_CAMERAS, []))
         cameras: dict[str, str] = {}
-        if (runtime := getattr(self.config_entry, "runtime_data", None)) is not None:
-            cameras = {cam.device_id: cam.name for cam in runtime.coordinator.cameras.values()}
-        if user_input is not None:
-            # Stored as the cameras NOT to keep alive, so cameras added later default to on.
-            selected = set(user_input.get(CONF_CAMERAS, []))
-            options: dict[str, Any] = {
-                key: int(user_input[key])
-                for key in (
-                    CONF_QPM,
-                    CONF_EXTENSION_LEAD,
-                    CONF_MAX_FAILURES,
-                    CONF_DEGRADED_RETRY,
-                    CONF_RETRY_BASE,
-                )
+        if entry.state is ConfigEntryState.LOADED:
+            cameras = {
+                cam.device_id: cam.name for cam in entry.runtime_data.coordinator.cameras.values()
             }
-            options[CONF_EXCLUDED_CAMERAS] = sorted(set(cameras) - selected)
-            return self.async_create_entry(data=options)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            options: dict[str, Any] = {}
+            for option in USER_OPTIONS:
+                value = option.parse(user_input[option.name])
+                if value is None:
+                    errors[option.name] = "invalid_number"
+                options[option.name] = value
+            if not errors:
+                if cameras:
+                    # Stored as the cameras NOT to keep alive, so cameras added later default
+                    # to on; exclusions of cameras not in the list now are kept.
+                    selected = set(user_input.get(CONF_CAMERAS, []))
+                    excluded = (excluded - set(cameras)) | (set(cameras) - selected)
+                options[CONF_EXCLUDED_CAMERAS] = sorted(excluded)
+                return self.async_create_entry(data=options)
 
-        excluded = set(self.config_entry.options.get(CONF_EXCLUDED_CAMERAS, []))
+        fields: dict[Any, Any] = {
+            probatio.Required(option.name, default=option.default): _selector(option)
+            for option in USER_OPTIONS
+        }
+        if cameras:
+            fields[probatio.Optional(CONF_CAMERAS)] = SelectSelector(
+                SelectSelectorConfig(
+                    options=[
+                        SelectOptionDict(value=device_id, label=name)
+                        for device_id, name in sorted(cameras.items(), key=lambda i: i[1])
+                    ],
+                    multiple=True,
+                )
+            )
         current = {
-            **self.config_entry.options,
+            **entry.options,
+            **(user_input or {}),
             CONF_CAMERAS: [device_id for device_id in cameras if device_id not in excluded],
         }
-        schema = probatio.Schema(
-            {
-                probatio.Required(CONF_QPM, default=DEFAULT_QPM): _number(1, 60, "calls/min"),
-                probatio.Required(CONF_EXTENSION_LEAD, default=DEFAULT_EXTENSION_LEAD): _number(
-                    5, 120, "s"
-                ),
-                probatio.Required(CONF_MAX_FAILURES, default=DEFAULT_MAX_FAILURES): _number(1, 50),
-                probatio.Required(CONF_DEGRADED_RETRY, default=DEFAULT_DEGRADED_RETRY): _number(
-                    30, 3600, "s"
-                ),
-                probatio.Required(CONF_RETRY_BASE, default=DEFAULT_RETRY_BASE): _number(
-                    1, 300, "s"
-                ),
-                probatio.Optional(CONF_CAMERAS): SelectSelector(
-                    SelectSelectorConfig(
-                        options=[
-                            SelectOptionDict(value=device_id, label=name)
-                            for device_id, name in sorted(cameras.items(), key=lambda i: i[1])
-                        ],
-                        multiple=True,
-                    )
-                ),
-            }
-        )
         return self.async_show_form(
-            step_id="init", data_schema=self.add_suggested_values_to_schema(schema, current)
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(probatio.Schema(fields), current),
+            errors=errors,
         )

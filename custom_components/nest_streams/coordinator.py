@@ -11,37 +11,24 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
-from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.event import async_track_time_interval
-from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .api import SdmClient
-from .const import (
-    CONF_DEGRADED_RETRY,
-    CONF_EXCLUDED_CAMERAS,
-    CONF_EXTENSION_LEAD,
-    CONF_MAX_FAILURES,
-    CONF_QPM,
-    CONF_RETRY_BASE,
-    DEFAULT_DEGRADED_RETRY,
-    DEFAULT_EXTENSION_LEAD,
-    DEFAULT_MAX_FAILURES,
-    DEFAULT_QPM,
-    DEFAULT_RETRY_BASE,
-    DOMAIN,
-)
-from .core.camera import StreamConfig
+from .const import CONF_EXCLUDED_CAMERAS, DOMAIN
 from .core.clock import SystemClock
 from .core.errors import AuthFailed, StreamError
-from .core.models import CameraInfo, QueueStats, StreamHandle, StreamProtocol, StreamStatus
+from .core.models import CameraInfo, QueueStats, StreamStatus
 from .core.scheduler import StreamScheduler
+from .core.settings import Settings
+from .issues import async_remove_devices, async_update_over_capacity_issue
+from .store import SavedState, StreamStore
 
 _LOGGER = logging.getLogger(__name__)
 
 DEVICE_REFRESH_INTERVAL = timedelta(minutes=15)
-STORE_VERSION = 1
-SAVE_DELAY = 10
 STOP_GRACE = 5.0
 """Seconds an unload spends stopping streams, paced by the quota (the rest expire by themselves)."""
 
@@ -73,40 +60,6 @@ class NestStreamsData:
 type NestStreamsConfigEntry = ConfigEntry[NestStreamsData]
 
 
-def stream_config(options: Mapping[str, Any]) -> StreamConfig:
-    """The core's timing from the entry's options."""
-    return StreamConfig(
-        min_lead=float(options.get(CONF_EXTENSION_LEAD, DEFAULT_EXTENSION_LEAD)),
-        retry_base=float(options.get(CONF_RETRY_BASE, DEFAULT_RETRY_BASE)),
-        max_failures=int(options.get(CONF_MAX_FAILURES, DEFAULT_MAX_FAILURES)),
-        degraded_retry=float(options.get(CONF_DEGRADED_RETRY, DEFAULT_DEGRADED_RETRY)),
-        webrtc_offer=BACKGROUND_OFFER,
-    )
-
-
-def _handle_to_json(handle: StreamHandle) -> dict[str, Any]:
-    return {
-        "protocol": handle.protocol.value,
-        "expires_at": handle.expires_at,
-        "url": handle.url,
-        "extension_token": handle.extension_token,
-        "session_id": handle.session_id,
-    }
-
-
-def _handle_from_json(data: Mapping[str, Any]) -> StreamHandle | None:
-    try:
-        return StreamHandle(
-            protocol=StreamProtocol(data["protocol"]),
-            expires_at=float(data["expires_at"]),
-            url=data.get("url"),
-            extension_token=data.get("extension_token"),
-            session_id=data.get("session_id"),
-        )
-    except KeyError, TypeError, ValueError:
-        return None
-
-
 class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
     """Owns the scheduler of one Google project and pushes its state to the entities.
 
@@ -122,27 +75,23 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         """Create the coordinator and its scheduler (nothing runs yet)."""
         super().__init__(hass, _LOGGER, config_entry=entry, name=DOMAIN, update_interval=None)
         self.client = client
-        options = entry.options
         self.scheduler = StreamScheduler(
             client,
             SystemClock(),
-            qpm=float(options.get(CONF_QPM, DEFAULT_QPM)),
-            config=stream_config(options),
+            Settings.from_options(entry.options),
+            on_change=self._scheduler_changed,
+            on_auth_failed=self._auth_failed,
+            background_offer=BACKGROUND_OFFER,
             spawn=lambda coro, name: entry.async_create_background_task(hass, coro, name),
             spawn_command=lambda coro, name: entry.async_create_background_task(hass, coro, name),
         )
-        self.scheduler.on_auth_failed = self._auth_failed
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORE_VERSION, f"{DOMAIN}.{entry.entry_id}"
-        )
-        self._restored: dict[str, StreamHandle] = {}
-        self.user_stopped: set[str] = set()
+        self._store = StreamStore(hass, entry.entry_id)
+        self._saved = SavedState()
         self._push_pending = False
         self._unsubscribe: list[CALLBACK_TYPE] = []
-        self.new_camera_listeners: list[Callable[[list[str]], None]] = []
+        self._camera_listeners: list[Callable[[list[str]], None]] = []
         self._known: set[str] = set()
-        self.hub_device_id = ""
-        """Registry id of the project's hub device (set before the platforms load)."""
+        self._hub_device_id = ""
 
     @property
     def cameras(self) -> dict[str, CameraInfo]:
@@ -154,26 +103,36 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         """The Device Access project id."""
         return str(self.config_entry.unique_id)
 
+    @property
+    def hub_device_id(self) -> str:
+        """Registry id of the project's hub device (the cameras' devices hang off it)."""
+        return self._hub_device_id
+
+    @callback
+    def async_create_hub_device(self, device_info: DeviceInfo) -> None:
+        """Register the project's hub device; before the platforms add the cameras."""
+        hub = dr.async_get(self.hass).async_get_or_create(
+            config_entry_id=self.config_entry.entry_id, **device_info
+        )
+        self._hub_device_id = hub.id
+
+    @property
+    def user_stopped(self) -> frozenset[str]:
+        """The cameras stopped with `stop_stream` (they stay stopped across restarts)."""
+        return frozenset(self._saved.stopped)
+
     async def async_restore(self) -> None:
         """Load the stream tokens and user-stopped cameras saved before a restart."""
-        data = await self._store.async_load() or {}
-        streams = data.get("streams", {})
-        if isinstance(streams, dict):
-            for device_id, raw in streams.items():
-                if isinstance(raw, dict) and (handle := _handle_from_json(raw)) is not None:
-                    self._restored[device_id] = handle
-        stopped = data.get("stopped", [])
-        if isinstance(stopped, list):
-            self.user_stopped = {str(device_id) for device_id in stopped}
+        self._saved = await self._store.async_load()
 
-    def _store_data(self) -> dict[str, Any]:
-        return {
-            "streams": {
-                device_id: _handle_to_json(handle)
-                for device_id, handle in self.scheduler.handles().items()
-            },
-            "stopped": sorted(self.user_stopped),
-        }
+    def _state(self) -> SavedState:
+        return SavedState(streams=self.scheduler.handles(), stopped=self._saved.stopped)
+
+    @callback
+    def async_add_camera_listener(self, listener: Callable[[list[str]], None]) -> CALLBACK_TYPE:
+        """Call `listener` with the device ids of cameras that join the project."""
+        self._camera_listeners.append(listener)
+        return lambda: self._camera_listeners.remove(listener)
 
     async def _async_update_data(self) -> StreamsSnapshot:
         """Read the device list and hand the cameras to the scheduler."""
@@ -192,57 +151,6 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self._apply_cameras(cameras)
         return self._snapshot()
 
-    def _keep_alive(self, camera: CameraInfo) -> bool:
-        excluded = self.config_entry.options.get(CONF_EXCLUDED_CAMERAS, [])
-        return camera.device_id not in excluded and camera.device_id not in self.user_stopped
-
-    def _apply_cameras(self, cameras: list[CameraInfo]) -> None:
-        restored, self._restored = self._restored, {}
-        self.scheduler.set_cameras(cameras, keep_alive=self._keep_alive, restored=restored)
-        ids = {camera.device_id for camera in cameras}
-        new = sorted(ids - self._known)
-        gone = self._known - ids
-        self._known = ids
-        if new:
-            for listener in list(self.new_camera_listeners):
-                listener(new)
-        if gone:
-            self._remove_devices(gone)
-        self._update_repair_issue()
-
-    def _remove_devices(self, device_ids: set[str]) -> None:
-        registry = dr.async_get(self.hass)
-        for device_id in device_ids:
-            device = registry.async_get_device_by_identifier(
-                (DOMAIN, device_id), self.config_entry.entry_id
-            )
-            if device is not None:
-                _LOGGER.info("Camera %s left the project; removing its device", device.name)
-                registry.async_update_device(
-                    device.id, remove_config_entry_id=self.config_entry.entry_id
-                )
-
-    def _update_repair_issue(self) -> None:
-        issue_id = f"over_capacity_{self.config_entry.entry_id}"
-        over = self.scheduler.over_capacity
-        if not over:
-            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
-            return
-        names = [self.cameras[device_id].name for device_id in over if device_id in self.cameras]
-        ir.async_create_issue(
-            self.hass,
-            DOMAIN,
-            issue_id,
-            is_fixable=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="over_capacity",
-            translation_placeholders={
-                "cameras": ", ".join(names),
-                "capacity": str(self.scheduler.capacity),
-                "qpm": f"{self.scheduler.qpm:g}",
-            },
-        )
-
     async def async_refresh_devices(self, *_: Any) -> None:
         """Re-read the device list (new cameras get entities, removed ones are removed)."""
         try:
@@ -252,6 +160,27 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             return
         self._apply_cameras(cameras)
         self._push()
+
+    def _keep_alive(self, camera: CameraInfo) -> bool:
+        excluded = self.config_entry.options.get(CONF_EXCLUDED_CAMERAS, [])
+        return camera.device_id not in excluded and camera.device_id not in self._saved.stopped
+
+    def _apply_cameras(self, cameras: list[CameraInfo] | None = None) -> None:
+        """Hand the cameras (by default the current ones) to the scheduler again."""
+        if cameras is None:
+            cameras = list(self.scheduler.cameras.values())
+        restored, self._saved.streams = self._saved.streams, {}
+        self.scheduler.set_cameras(cameras, keep_alive=self._keep_alive, restored=restored)
+        ids = {camera.device_id for camera in cameras}
+        new = sorted(ids - self._known)
+        gone = self._known - ids
+        self._known = ids
+        if new:
+            for listener in list(self._camera_listeners):
+                listener(new)
+        if gone:
+            async_remove_devices(self.hass, self.config_entry, gone)
+        async_update_over_capacity_issue(self.hass, self.config_entry, self.scheduler)
 
     def _snapshot(self) -> StreamsSnapshot:
         return StreamsSnapshot(
@@ -272,7 +201,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
     def _push(self) -> None:
         self._push_pending = False
         self.async_set_updated_data(self._snapshot())
-        self._store.async_delay_save(self._store_data, SAVE_DELAY)
+        self._store.async_delay_save(self._state)
 
     @callback
     def _auth_failed(self) -> None:
@@ -284,7 +213,6 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self.config_entry.async_create_background_task(
             self.hass, self.scheduler.run(), name=f"{DOMAIN} command queue"
         )
-        self._unsubscribe.append(self.scheduler.add_listener(self._scheduler_changed))
         self._unsubscribe.append(
             async_track_time_interval(
                 self.hass,
@@ -304,34 +232,36 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             unsubscribe()
         self._unsubscribe.clear()
         await self.scheduler.stop(stop_streams=True, grace=STOP_GRACE)
-        await self._store.async_save(self._store_data())
+        await self._store.async_save(self._state())
         await super().async_shutdown()
 
-    # -- services ------------------------------------------------------------------------------
+    # -- the camera actions (entity services) --------------------------------------------------
 
-    def _reapply(self) -> None:
-        self.scheduler.set_cameras(self.scheduler.cameras.values(), keep_alive=self._keep_alive)
-        self._update_repair_issue()
+    def _set_user_stopped(self, device_id: str, stopped: bool) -> bool:
+        """Record the user's wish, re-run admission; whether the camera is kept alive now."""
+        if stopped:
+            self._saved.stopped.add(device_id)
+        else:
+            self._saved.stopped.discard(device_id)
+        self._apply_cameras()
         self._push()
+        return self.scheduler.stream(device_id).enabled
 
-    def async_start_camera(self, device_id: str) -> None:
-        """Keep a camera alive again (service `start_stream`); a degraded one is retried now.
+    def async_start_camera(self, device_id: str) -> bool:
+        """Keep a camera alive again; a degraded one is retried now.
 
-        A camera the quota cannot hold stays stopped (and named in the repair issue).
+        Returns False when the quota cannot hold it (it stays stopped, named in the repair).
         """
-        self.user_stopped.discard(device_id)
-        self._reapply()
-        if (stream := self.scheduler.stream(device_id)).enabled:
-            stream.start()
+        if admitted := self._set_user_stopped(device_id, False):
+            self.scheduler.stream(device_id).start()
+        return admitted
 
     def async_stop_camera(self, device_id: str) -> None:
-        """Stop keeping a camera alive, and stop its stream at Google (service `stop_stream`)."""
-        self.user_stopped.add(device_id)
-        self._reapply()
+        """Stop keeping a camera alive, and stop its stream at Google."""
+        self._set_user_stopped(device_id, True)
 
-    def async_restart_camera(self, device_id: str) -> None:
-        """Replace a camera's stream with a new one now (service `restart_stream`)."""
-        self.user_stopped.discard(device_id)
-        self._reapply()
-        if (stream := self.scheduler.stream(device_id)).enabled:
-            stream.restart()
+    def async_restart_camera(self, device_id: str) -> bool:
+        """Replace a camera's stream with a new one now; False when the quota cannot hold it."""
+        if admitted := self._set_user_stopped(device_id, False):
+            self.scheduler.stream(device_id).restart()
+        return admitted

@@ -86,5 +86,4 @@ def setup_camera_entities(
         add_entities([entity for device_id in device_ids for entity in factory(device_id)])
 
     add(list(coordinator.cameras))
-    coordinator.new_camera_listeners.append(add)
-    return lambda: coordinator.new_camera_listeners.remove(add)
+    return coordinator.async_add_camera_listener(add)

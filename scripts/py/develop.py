@@ -435,15 +435,12 @@ async def processes(options: Options) -> AsyncIterator[tuple[str, str]]:
         stdout=(logs / "emulator.log").open("w"),
         stderr=asyncio.subprocess.STDOUT,
     )
-    environment = {
-        **os.environ,
-        "NEST_STREAMS_EMULATOR_URL": emulator_url,
-        "PYTHONPATH": str(ROOT),
-    }
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The integration's Google URLs are pointed at the emulator by a dev-only launcher.
     hass = await asyncio.create_subprocess_exec(
         python,
-        "-m",
-        "homeassistant",
+        str(ROOT / "scripts" / "py" / "dev_hass.py"),
+        emulator_url,
         "-c",
         str(options.config),
         "--skip-pip",

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from custom_components.nest_streams.core.camera import StreamConfig, retry_delay
 from custom_components.nest_streams.core.errors import (
     AuthFailed,
     CommandFailed,
@@ -23,10 +22,11 @@ from custom_components.nest_streams.core.models import (
     StreamState,
 )
 from custom_components.nest_streams.core.scheduler import StreamScheduler
+from custom_components.nest_streams.core.settings import Settings
 
-from .conftest import EPOCH, FakeClient, clock, rtsp, virtual, webrtc
+from .common import EPOCH, FakeClient, clock, make_scheduler, rtsp, virtual, webrtc
 
-CONFIG = StreamConfig(min_lead=15, webrtc_offer="v=0\r\n")
+CONFIG = Settings(extension_lead=15)
 
 
 async def _scenario(
@@ -34,14 +34,14 @@ async def _scenario(
     script: Callable[[FakeClient], None],
     steps: list[tuple[float, Callable[[StreamScheduler], Any] | None]],
     *,
-    config: StreamConfig = CONFIG,
+    config: Settings = CONFIG,
     restored: dict[str, StreamHandle] | None = None,
 ) -> tuple[FakeClient, StreamScheduler, list[Any]]:
     """Run the scheduler; at each (seconds, action) step wait then act; collect results."""
     clk = clock()
     client = FakeClient(clk)
     script(client)
-    scheduler = StreamScheduler(client, clk, qpm=10, config=config)
+    scheduler = make_scheduler(client, clk, config)
     worker = asyncio.create_task(scheduler.run())
     scheduler.set_cameras(cameras, restored=restored)
     results: list[Any] = []
@@ -106,8 +106,8 @@ def test_failures_back_off_then_degrade_then_recover() -> None:
 
 
 def test_retry_delay_schedule() -> None:
-    config = StreamConfig(retry_base=10, retry_cap=160)
-    assert [retry_delay(config, n) for n in range(1, 7)] == [10, 20, 40, 80, 160, 160]
+    config = Settings(retry_base=10, retry_cap=160)
+    assert [config.retry_delay(n) for n in range(1, 7)] == [10, 20, 40, 80, 160, 160]
 
 
 def test_refused_extension_regenerates() -> None:
@@ -176,8 +176,7 @@ def test_auth_failure_is_reported_once() -> None:
         clk = clock()
         client = FakeClient(clk)
         script(client)
-        scheduler = StreamScheduler(client, clk, config=CONFIG)
-        scheduler.on_auth_failed = lambda: calls.append(1)
+        scheduler = make_scheduler(client, clk, CONFIG, on_auth_failed=lambda: calls.append(1))
         worker = asyncio.create_task(scheduler.run())
         scheduler.set_cameras([rtsp("a"), rtsp("b")])
         await asyncio.sleep(5)

@@ -26,11 +26,11 @@ def test_smooth_limiter_spaces_slots() -> None:
     limiter.defer(clock.now() + 30)
     assert limiter.delay() == 30
     with pytest.raises(ValueError, match="positive"):
-        SmoothLimiter(clock, qpm=0)
+        SmoothLimiter(clock, qpm=0, safety=0.01)
 
 
 def test_safety_margin_widens_the_interval() -> None:
-    assert SmoothLimiter(ManualClock(0), qpm=10).interval == pytest.approx(6.06)
+    assert SmoothLimiter(ManualClock(0), qpm=10, safety=0.01).interval == pytest.approx(6.06)
 
 
 def test_device_window() -> None:

@@ -18,8 +18,9 @@ from custom_components.nest_streams.core.errors import (
 )
 from custom_components.nest_streams.core.models import CommandKind
 from custom_components.nest_streams.core.queue import CommandQueue
+from custom_components.nest_streams.core.settings import Settings
 
-from .conftest import EPOCH, clock, virtual
+from .common import EPOCH, clock, virtual
 
 
 def _recorder(
@@ -49,7 +50,7 @@ async def _with_worker[T](queue: CommandQueue, body: Awaitable[T]) -> T:
 def test_priority_and_deadline_order() -> None:
     async def main() -> list[str]:
         clk = clock()
-        queue = CommandQueue(clk, qpm=60)
+        queue = CommandQueue(clk, Settings(qpm=60))
         log: list[tuple[str, float]] = []
         futures = [
             queue.submit(CommandKind.STOP, "s", _recorder(log, clk, "stop")),
@@ -83,7 +84,7 @@ def test_priority_and_deadline_order() -> None:
 def test_pacing_keeps_every_minute_at_or_under_qpm() -> None:
     async def main() -> tuple[list[float], Any]:
         clk = clock()
-        queue = CommandQueue(clk, qpm=10)
+        queue = CommandQueue(clk, Settings(qpm=10))
         log: list[tuple[str, float]] = []
         futures = [
             queue.submit(CommandKind.GENERATE, f"d{i}", _recorder(log, clk, f"c{i}"))
@@ -104,7 +105,7 @@ def test_pacing_keeps_every_minute_at_or_under_qpm() -> None:
 def test_per_device_limit() -> None:
     async def main() -> list[float]:
         clk = clock()
-        queue = CommandQueue(clk, qpm=60, per_device_qpm=5)
+        queue = CommandQueue(clk, Settings(qpm=60, per_device_qpm=5))
         log: list[tuple[str, float]] = []
         futures = [
             queue.submit(CommandKind.GENERATE, "same", _recorder(log, clk, f"c{i}"))
@@ -123,7 +124,7 @@ def test_per_device_limit() -> None:
 def test_quota_backs_off_the_project_and_retries_the_command() -> None:
     async def main() -> tuple[list[tuple[str, float]], str, Any]:
         clk = clock()
-        queue = CommandQueue(clk, qpm=10)
+        queue = CommandQueue(clk, Settings(qpm=10))
         log: list[tuple[str, float]] = []
         attempts = iter([QuotaExceeded("429"), QuotaExceeded("429"), None])
 
@@ -152,7 +153,7 @@ def test_quota_backs_off_the_project_and_retries_the_command() -> None:
 def test_timeout_and_errors_reach_the_submitter() -> None:
     async def main() -> tuple[BaseException | None, BaseException | None, Any]:
         clk = clock()
-        queue = CommandQueue(clk, qpm=60, timeout=5)
+        queue = CommandQueue(clk, Settings(qpm=60, command_timeout=5))
         log: list[tuple[str, float]] = []
         slow = queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "slow", 30), EPOCH + 99)
         bad = queue.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "bad", ValueError("x")))
@@ -169,7 +170,7 @@ def test_timeout_and_errors_reach_the_submitter() -> None:
 def test_expired_extension_spends_no_slot() -> None:
     async def main() -> tuple[BaseException | None, list[tuple[str, float]]]:
         clk = clock()
-        queue = CommandQueue(clk, qpm=10)
+        queue = CommandQueue(clk, Settings(qpm=10))
         log: list[tuple[str, float]] = []
         first = queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "a"), EPOCH + 2)
         late = queue.submit(CommandKind.EXTEND, "b", _recorder(log, clk, "b"), EPOCH + 3)
@@ -185,7 +186,7 @@ def test_expired_extension_spends_no_slot() -> None:
 def test_cancelled_submission_is_withdrawn() -> None:
     async def main() -> list[str]:
         clk = clock()
-        queue = CommandQueue(clk, qpm=10)
+        queue = CommandQueue(clk, Settings(qpm=10))
         log: list[tuple[str, float]] = []
         keep = queue.submit(CommandKind.GENERATE, "a", _recorder(log, clk, "a"))
         drop = queue.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "b"))
@@ -200,7 +201,7 @@ def test_cancelled_submission_is_withdrawn() -> None:
 def test_stop_fails_pending_and_leaves_no_task() -> None:
     async def main() -> tuple[BaseException | None, BaseException | None, BaseException | None]:
         clk = clock()
-        queue = CommandQueue(clk, qpm=1)
+        queue = CommandQueue(clk, Settings(qpm=1))
         log: list[tuple[str, float]] = []
         worker = asyncio.create_task(queue.run())
         running = queue.submit(CommandKind.GENERATE, "a", _recorder(log, clk, "a", 30))
@@ -221,7 +222,7 @@ def test_stop_fails_pending_and_leaves_no_task() -> None:
 def test_flush_stops_runs_stops_paced_within_the_grace() -> None:
     async def main() -> tuple[list[tuple[str, float]], list[BaseException | None], Any]:
         clk = clock()
-        queue = CommandQueue(clk, qpm=10)
+        queue = CommandQueue(clk, Settings(qpm=10))
         log: list[tuple[str, float]] = []
         stops = [
             queue.submit(CommandKind.STOP, f"d{i}", _recorder(log, clk, f"stop{i}"))
@@ -245,7 +246,7 @@ def test_flush_stops_runs_stops_paced_within_the_grace() -> None:
 def test_flush_stops_gives_up_on_a_hung_stop() -> None:
     async def main() -> BaseException | None:
         clk = clock()
-        queue = CommandQueue(clk, qpm=10, timeout=60)
+        queue = CommandQueue(clk, Settings(qpm=10, command_timeout=60))
         log: list[tuple[str, float]] = []
         hung = queue.submit(CommandKind.STOP, "h", _recorder(log, clk, "hung", 30))
         await queue.flush_stops(5)
@@ -258,15 +259,14 @@ def test_flush_stops_gives_up_on_a_hung_stop() -> None:
 def test_stats_count_kinds_and_last_minute() -> None:
     async def main() -> Any:
         clk = clock()
-        queue = CommandQueue(clk, qpm=30)
+        changes: list[int] = []
+        queue = CommandQueue(clk, Settings(qpm=30), on_change=lambda: changes.append(1))
         log: list[tuple[str, float]] = []
         futures = [
             queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "e"), EPOCH + 100),
             queue.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "g")),
             queue.submit(CommandKind.STOP, "c", _recorder(log, clk, "s")),
         ]
-        changes: list[int] = []
-        queue.on_change = lambda: changes.append(1)
         await _with_worker(queue, asyncio.gather(*futures))
         stats = queue.stats()
         assert changes

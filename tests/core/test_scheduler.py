@@ -7,23 +7,22 @@ from typing import Any
 
 import pytest
 
-from custom_components.nest_streams.core.camera import StreamConfig
 from custom_components.nest_streams.core.models import StreamState
-from custom_components.nest_streams.core.scheduler import OVER_CAPACITY, StreamScheduler, capacity
+from custom_components.nest_streams.core.scheduler import OVER_CAPACITY
+from custom_components.nest_streams.core.settings import Settings
 
-from .conftest import FakeClient, clock, rtsp, virtual
+from .common import FakeClient, clock, make_scheduler, rtsp, virtual
 
 
 def test_capacity() -> None:
-    assert capacity(10, StreamConfig(min_lead=15)) == 47
-    assert capacity(5, StreamConfig(min_lead=60)) == 19
+    assert Settings(qpm=10, extension_lead=15).capacity == 47
+    assert Settings(qpm=5, extension_lead=60).capacity == 19
 
 
 def test_twenty_cameras_all_run_within_two_and_a_half_minutes() -> None:
     async def main() -> tuple[float | None, int]:
         clk = clock()
         client = FakeClient(clk)
-        scheduler = StreamScheduler(client, clk, qpm=10)
         first_all: list[float] = []
 
         def listener() -> None:
@@ -31,12 +30,11 @@ def test_twenty_cameras_all_run_within_two_and_a_half_minutes() -> None:
             if not first_all and states and all(s is StreamState.RUNNING for s in states):
                 first_all.append(clk.now())
 
-        remove = scheduler.add_listener(listener)
+        scheduler = make_scheduler(client, clk, on_change=listener)
         start = clk.now()
         worker = asyncio.create_task(scheduler.run())
         scheduler.set_cameras([rtsp(f"c{i:02d}") for i in range(20)])
         await asyncio.sleep(3600)
-        remove()
         await scheduler.stop(grace=150)
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
@@ -55,7 +53,7 @@ def test_admission_and_camera_changes() -> None:
     async def main() -> list[Any]:
         clk = clock()
         client = FakeClient(clk)
-        scheduler = StreamScheduler(client, clk, qpm=1, config=StreamConfig(min_lead=60))
+        scheduler = make_scheduler(client, clk, Settings(qpm=1, extension_lead=60))
         assert scheduler.capacity == 3
         worker = asyncio.create_task(scheduler.run())
         cams = [rtsp(f"c{i}") for i in range(5)]
@@ -94,7 +92,7 @@ def test_admission_and_camera_changes() -> None:
 def test_lead_adapts_to_the_queue_but_keeps_the_quota_feasible() -> None:
     async def main() -> tuple[float, float]:
         clk = clock()
-        scheduler = StreamScheduler(FakeClient(clk), clk, config=StreamConfig(min_lead=15))
+        scheduler = make_scheduler(FakeClient(clk), clk, Settings(extension_lead=15))
         scheduler.set_cameras([rtsp(f"c{i}") for i in range(5)])
         few = scheduler.lead()
         scheduler.set_cameras([rtsp(f"c{i}") for i in range(47)])

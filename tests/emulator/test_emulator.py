@@ -12,7 +12,7 @@ from sdm_emulator.clock import ManualClock
 from sdm_emulator.faults import Fault
 from sdm_emulator.metrics import Metrics, StreamRecord
 
-from .conftest import PROJECT, Caller
+from .common import PROJECT, Caller
 
 
 async def _authorize(emulator: Emulator, **query: str) -> tuple[int, dict[str, str]]:

@@ -27,7 +27,7 @@ import pytest
 from sdm_emulator import Emulator
 from sdm_emulator.clock import ManualClock
 
-from .conftest import PROJECT
+from .common import PROJECT
 
 OFFER = (
     "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 import logging
 
 from .client import StreamClient
@@ -19,33 +18,12 @@ from .models import (
     StreamStatus,
 )
 from .queue import CommandQueue
+from .settings import Settings
 
 _LOGGER = logging.getLogger(__name__)
 
 EXPIRY_GRACE = 1.0
 """A stream this close to its expiry is treated as gone."""
-
-
-@dataclass(frozen=True, slots=True)
-class StreamConfig:
-    """Timing of a camera's stream keeping."""
-
-    min_lead: float = 15.0
-    """Shortest time before expiry at which an extension is due."""
-    retry_base: float = 10.0
-    """First retry delay after a failure; doubles with each further failure."""
-    retry_cap: float = 160.0
-    max_failures: int = 5
-    """Consecutive failures after which the camera is degraded."""
-    degraded_retry: float = 300.0
-    stream_lifetime: float = 300.0
-    webrtc_offer: str | None = None
-    """SDP offer used to keep a WebRTC-only camera's session alive without a viewer."""
-
-
-def retry_delay(config: StreamConfig, failures: int) -> float:
-    """Backoff after `failures` consecutive failures: base, doubling, capped."""
-    return float(min(config.retry_base * 2 ** max(0, failures - 1), config.retry_cap))
 
 
 class CameraStream:
@@ -58,23 +36,26 @@ class CameraStream:
         client: StreamClient,
         queue: CommandQueue,
         clock: Clock,
-        config: StreamConfig,
+        settings: Settings,
         lead: Callable[[], float],
         on_change: Callable[[CameraStream], None],
         on_auth_failed: Callable[[], None],
         restored: StreamHandle | None = None,
         enabled: bool = True,
+        offer_sdp: str | None = None,
         urgent_start: bool = False,
     ) -> None:
         """Create the state machine; `run()` drives it.
 
-        `urgent_start` queues its generations ahead of background work (a viewer waits).
+        `offer_sdp` is the SDP offer a WebRTC stream is generated with. `urgent_start` queues
+        its generations ahead of background work (a viewer waits).
         """
         self.camera = camera
         self._client = client
         self._queue = queue
         self._clock = clock
-        self.config = config
+        self.settings = settings
+        self._offer_sdp = offer_sdp
         self._lead = lead
         self._on_change = on_change
         self._on_auth_failed = on_auth_failed
@@ -205,7 +186,7 @@ class CameraStream:
                 deadline=handle.expires_at,
             )
         else:
-            offer = self.config.webrtc_offer
+            offer = self._offer_sdp
             replacing = handle.expires_at if handle else self._replacing_until
             if replacing is None or replacing <= now:
                 replacing = now if self._urgent_start else None
@@ -271,11 +252,11 @@ class CameraStream:
         if self._last_error != str(err):
             _LOGGER.warning("%s: stream command failed: %s", self.camera.name, err)
         self._last_error = str(err)
-        if self._failures >= self.config.max_failures:
-            self._retry_at = now + self.config.degraded_retry
+        if self._failures >= self.settings.max_failures:
+            self._retry_at = now + self.settings.degraded_retry
             self._set_state(StreamState.DEGRADED)
             return
-        self._retry_at = now + retry_delay(self.config, self._failures)
+        self._retry_at = now + self.settings.retry_delay(self._failures)
         handle = self._handle
         alive = handle is not None and handle.expires_at > now + EXPIRY_GRACE
         if handle is not None and alive:

@@ -6,23 +6,22 @@ from collections import deque
 import math
 
 from .clock import Clock
-
-WINDOW = 60.0
+from .settings import WINDOW, quota_interval
 
 
 class SmoothLimiter:
-    """One command every `60 / qpm * (1 + safety)` seconds, burst 1.
+    """One command every `quota_interval(qpm, safety)` seconds, burst 1.
 
     Spacing every call by at least the interval keeps any sliding 60 s window at or under `qpm`
     calls; `safety` absorbs jitter between our clock and Google's.
     """
 
-    def __init__(self, clock: Clock, qpm: float, safety: float = 0.01) -> None:
+    def __init__(self, clock: Clock, qpm: float, safety: float) -> None:
         """Allow `qpm` commands per minute."""
-        if qpm <= 0:
+        if not qpm > 0:
             raise ValueError("qpm must be positive")
         self._clock = clock
-        self.interval = WINDOW / qpm * (1.0 + safety)
+        self.interval = quota_interval(qpm, safety)
         self._next = -math.inf
 
     def delay(self) -> float:
@@ -41,7 +40,7 @@ class SmoothLimiter:
 class DeviceWindow:
     """At most `limit` commands per device in any sliding 60 s window."""
 
-    def __init__(self, clock: Clock, limit: int = 5) -> None:
+    def __init__(self, clock: Clock, limit: int) -> None:
         """Allow `limit` commands per device per minute."""
         self._clock = clock
         self._limit = limit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+import contextlib
 from dataclasses import dataclass, field
 import heapq
 import itertools
@@ -14,8 +15,9 @@ from typing import Any
 
 from .clock import Clock
 from .errors import QueueStopped, QuotaExceeded, StreamGone, TransientError
-from .limiter import WINDOW, DeviceWindow, SmoothLimiter
+from .limiter import DeviceWindow, SmoothLimiter
 from .models import CommandKind, QueueStats
+from .settings import WINDOW, Settings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ class _Entry:
     future: asyncio.Future[Any] = field(compare=False)
     submitted_at: float = field(compare=False)
 
+    @property
+    def urgent(self) -> bool:
+        """Whether the command competes with extensions (an extension, or an urgent generation)."""
+        return self.priority == CommandKind.EXTEND
+
 
 class CommandQueue:
     """Priority heap in front of a smooth limiter and a per-device window.
@@ -50,21 +57,21 @@ class CommandQueue:
     def __init__(
         self,
         clock: Clock,
+        settings: Settings,
         *,
-        qpm: float = 10,
-        per_device_qpm: int = 5,
-        timeout: float = 20.0,
+        on_change: Callable[[], None] | None = None,
         spawn: Spawn | None = None,
     ) -> None:
         """Create a queue; `run()` is its worker.
 
-        `spawn` starts the task of each command (default `asyncio.create_task`).
+        `on_change` is called after every change of the queue; `spawn` starts the task of each
+        command (default `asyncio.create_task`).
         """
         self._spawn: Spawn = spawn or (lambda coro, name: asyncio.create_task(coro, name=name))
         self._clock = clock
-        self.limiter = SmoothLimiter(clock, qpm)
-        self._devices = DeviceWindow(clock, per_device_qpm)
-        self._timeout = timeout
+        self.limiter = SmoothLimiter(clock, settings.qpm, settings.safety)
+        self._devices = DeviceWindow(clock, settings.per_device_qpm)
+        self._timeout = settings.command_timeout
         self._heap: list[_Entry] = []
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
@@ -79,7 +86,7 @@ class CommandQueue:
         self._counts = dict.fromkeys(CommandKind, 0)
         self._quota_rejections = 0
         self._average_wait = 0.0
-        self.on_change: Callable[[], None] | None = None
+        self._on_change = on_change
 
     @property
     def interval(self) -> float:
@@ -242,7 +249,7 @@ class CommandQueue:
         now = self._clock.now()
         self._backoff = min(BACKOFF_MAX, max(self._backoff * 2, self.interval * 2))
         until = now + self._backoff
-        urgent = [e.deadline for e in self._heap if e.priority == 0 and not e.future.done()]
+        urgent = [e.deadline for e in self._heap if e.urgent and not e.future.done()]
         if urgent:
             until = min(until, max(now + self.interval, min(urgent) - self.interval))
         self._backoff_until = until
@@ -263,8 +270,12 @@ class CommandQueue:
             self._sent.popleft()
 
     def _changed(self) -> None:
-        if self.on_change is not None:
-            self.on_change()
+        if self._on_change is not None:
+            self._on_change()
+
+    def forget(self, device_id: str) -> None:
+        """Drop what the queue remembers of a device that left the project."""
+        self._devices.forget(device_id)
 
     async def flush_stops(self, grace: float) -> None:
         """Run the queued stops now, still paced by the limiter, for at most `grace` seconds.
@@ -283,11 +294,10 @@ class CommandQueue:
                 continue
             await self._clock.sleep(self.limiter.delay())
             self.limiter.take()
-            task = asyncio.create_task(self._execute(entry))
-            done, _ = await asyncio.wait([task], timeout=max(0.0, deadline - self._clock.now()))
-            if not done:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            # Run in this (the unloading) task: no task of its own that an unload could cancel.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, deadline - self._clock.now())):
+                    await self._execute(entry)
         heapq.heapify(self._heap)
 
     async def stop(self) -> None:

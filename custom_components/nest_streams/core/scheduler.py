@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 import itertools
 import logging
-import math
+from typing import Any
 
-from .camera import CameraStream, StreamConfig
+from .camera import CameraStream
 from .client import StreamClient
 from .clock import Clock
 from .errors import CommandFailed
 from .models import CameraInfo, QueueStats, StreamHandle, StreamState, StreamStatus
 from .queue import CommandQueue, Spawn
+from .settings import Settings
 
 _LOGGER = logging.getLogger(__name__)
 
 OVER_CAPACITY = "over quota capacity"
-
-
-def capacity(qpm: float, config: StreamConfig, safety: float = 0.01) -> int:
-    """How many cameras one project's quota can keep alive.
-
-    Each camera costs one command per `stream_lifetime - min_lead` seconds.
-    """
-    interval = 60.0 / qpm * (1.0 + safety)
-    return max(0, math.floor((config.stream_lifetime - config.min_lead) / interval))
 
 
 class StreamScheduler:
@@ -37,46 +28,41 @@ class StreamScheduler:
         self,
         client: StreamClient,
         clock: Clock,
+        settings: Settings,
         *,
-        qpm: float = 10,
-        per_device_qpm: int = 5,
-        config: StreamConfig | None = None,
-        command_timeout: float = 10.0,
+        on_change: Callable[[], None],
+        on_auth_failed: Callable[[], None],
+        background_offer: str | None = None,
         spawn: Spawn | None = None,
         spawn_command: Spawn | None = None,
     ) -> None:
         """Create a scheduler; nothing runs before `run()`.
 
-        `spawn` creates the cameras' long-lived tasks and `spawn_command` each command's short
-        one (both default to `asyncio.create_task`); the HA layer passes its own factories so
-        HA tracks them.
+        `on_change` is called after every change (of a camera or the queue), `on_auth_failed`
+        once when Google refuses the credentials. `background_offer` is the SDP offer that keeps
+        a WebRTC-only camera's session alive while no viewer watches. `spawn` creates the
+        cameras' long-lived tasks and `spawn_command` each command's short one (both default to
+        `asyncio.create_task`); the HA layer passes its own factories so HA tracks them.
         """
         self._spawn: Spawn = spawn or (lambda coro, name: asyncio.create_task(coro, name=name))
         self._client = client
         self._clock = clock
-        self.config = config or StreamConfig()
-        self.qpm = qpm
-        self.queue = CommandQueue(
-            clock,
-            qpm=qpm,
-            per_device_qpm=per_device_qpm,
-            timeout=command_timeout,
-            spawn=spawn_command,
-        )
-        self.queue.on_change = self._notify
+        self.settings = settings
+        self._background_offer = background_offer
+        self._on_change = on_change
+        self._on_auth_failed = on_auth_failed
+        self.queue = CommandQueue(clock, settings, on_change=self._notify, spawn=spawn_command)
         self._streams: dict[str, CameraStream] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._listeners: list[Callable[[], None]] = []
         self._viewers: dict[str, tuple[CameraStream, asyncio.Task[None]]] = {}
         self._viewer_ids = itertools.count(1)
         self.over_capacity: tuple[str, ...] = ()
         self.auth_failed = False
-        self.on_auth_failed: Callable[[], None] | None = None
 
     @property
     def capacity(self) -> int:
         """Cameras the quota can hold."""
-        return capacity(self.qpm, self.config)
+        return self.settings.capacity
 
     def lead(self) -> float:
         """Seconds before expiry at which an extension is due, adapted to the queue.
@@ -84,25 +70,34 @@ class StreamScheduler:
         The minimum lead plus room for the expected wait, but never so much that the active
         cameras would need more commands than the quota gives.
         """
+        settings = self.settings
         active = sum(1 for stream in self._streams.values() if stream.enabled)
-        slack = self.config.stream_lifetime - active * self.queue.interval - self.config.min_lead
+        slack = settings.stream_lifetime - active * self.queue.interval - settings.extension_lead
         extra = min(2 * self.queue.average_wait + self.queue.interval, max(0.0, slack))
-        return self.config.min_lead + extra
-
-    def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
-        """Call `listener` after every change; returns a function that removes it."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return settings.extension_lead + extra
 
     def _notify(self, _stream: CameraStream | None = None) -> None:
-        for listener in list(self._listeners):
-            listener()
+        self._on_change()
 
     def _auth_failed(self) -> None:
         if not self.auth_failed:
             self.auth_failed = True
-            if self.on_auth_failed is not None:
-                self.on_auth_failed()
+            self._on_auth_failed()
+
+    def _new_stream(self, camera: CameraInfo, **kwargs: Any) -> CameraStream:
+        """A state machine for `camera` on this scheduler's queue, clock and settings."""
+        kwargs.setdefault("on_change", self._notify)
+        kwargs.setdefault("offer_sdp", self._background_offer)
+        return CameraStream(
+            camera,
+            client=self._client,
+            queue=self.queue,
+            clock=self._clock,
+            settings=self.settings,
+            lead=self.lead,
+            on_auth_failed=self._auth_failed,
+            **kwargs,
+        )
 
     def set_cameras(
         self,
@@ -124,7 +119,7 @@ class StreamScheduler:
             _LOGGER.warning(
                 "%d cameras need more commands than %s per minute allow; not kept alive: %s",
                 len(self.over_capacity),
-                self.qpm,
+                self.settings.qpm,
                 ", ".join(self.over_capacity),
             )
         restored = restored or {}
@@ -141,20 +136,9 @@ class StreamScheduler:
                     stream.stop(OVER_CAPACITY if keep_alive(camera) else None)
                 continue
             handle = restored.get(camera.device_id)
-            if handle is not None and handle.expires_at <= now + self.config.min_lead:
+            if handle is not None and handle.expires_at <= now + self.settings.extension_lead:
                 handle = None
-            stream = CameraStream(
-                camera,
-                client=self._client,
-                queue=self.queue,
-                clock=self._clock,
-                config=self.config,
-                lead=self.lead,
-                on_change=self._notify,
-                on_auth_failed=self._auth_failed,
-                restored=handle,
-                enabled=enabled,
-            )
+            stream = self._new_stream(camera, restored=handle, enabled=enabled)
             if not enabled and keep_alive(camera):
                 stream.stop(OVER_CAPACITY)
             self._streams[camera.device_id] = stream
@@ -169,6 +153,7 @@ class StreamScheduler:
         """Forget a camera that left the device list; its stream is stopped at Google."""
         self._tasks.pop(device_id).cancel()
         self._streams.pop(device_id).queue_stop()
+        self.queue.forget(device_id)
 
     @property
     def cameras(self) -> dict[str, CameraInfo]:
@@ -213,16 +198,8 @@ class StreamScheduler:
             elif viewer.status.state in (StreamState.FAILED, StreamState.DEGRADED):
                 ready.set_exception(CommandFailed(viewer.status.last_error or "failed"))
 
-        viewer = CameraStream(
-            camera,
-            client=self._client,
-            queue=self.queue,
-            clock=self._clock,
-            config=replace(self.config, webrtc_offer=offer_sdp),
-            lead=self.lead,
-            on_change=on_change,
-            on_auth_failed=self._auth_failed,
-            urgent_start=True,
+        viewer = self._new_stream(
+            camera, on_change=on_change, offer_sdp=offer_sdp, urgent_start=True
         )
         self._viewers[key] = (viewer, self._spawn(viewer.run(), key))
         try:

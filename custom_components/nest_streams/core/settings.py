@@ -1,0 +1,135 @@
+"""Every setting of one Google project's stream keeping: one name and one default each.
+
+The options flow's fields, the stored options' keys, `const.py`'s defaults and the core all
+derive from `Settings` and `USER_OPTIONS`, so a setting keeps its name from the UI to its use.
+The quota arithmetic (`quota_interval`, `Settings.capacity`) lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+import logging
+import math
+from typing import Any
+
+_LOGGER = logging.getLogger(__name__)
+
+WINDOW = 60.0
+"""Google's quota window, in seconds."""
+
+
+def quota_interval(qpm: float, safety: float) -> float:
+    """Seconds between two commands so that no 60 s window holds more than `qpm` of them."""
+    return WINDOW / qpm * (1.0 + safety)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How one project's streams are kept alive."""
+
+    qpm: float = 10.0
+    """Commands per minute the project's quota allows us (user option)."""
+    extension_lead: float = 15.0
+    """Shortest time before expiry at which a stream is extended, in seconds (user option)."""
+    max_failures: int = 5
+    """Consecutive failures after which a camera is degraded (user option)."""
+    degraded_retry: float = 300.0
+    """Seconds between retries of a degraded camera (user option)."""
+    retry_base: float = 10.0
+    """First retry delay after a failure, in seconds; doubles per failure (user option)."""
+    retry_cap: float = 160.0
+    """Longest retry delay before a camera is degraded, in seconds."""
+    per_device_qpm: int = 5
+    """Commands per minute Google allows per device and command."""
+    safety: float = 0.01
+    """Fraction added to the command interval against clock jitter between us and Google."""
+    command_timeout: float = 10.0
+    """Seconds a command may take before it counts as unanswered."""
+    stream_lifetime: float = 300.0
+    """Seconds a stream lives at Google after a generation or an extension."""
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two commands."""
+        return quota_interval(self.qpm, self.safety)
+
+    @property
+    def capacity(self) -> int:
+        """How many cameras the quota keeps alive: each costs one command per cycle.
+
+        A cycle is the stream's lifetime less the extension lead.
+        """
+        return max(0, math.floor((self.stream_lifetime - self.extension_lead) / self.interval))
+
+    def retry_delay(self, failures: int) -> float:
+        """Back-off after `failures` consecutive failures: base, doubling, capped."""
+        return float(min(self.retry_base * 2 ** max(0, failures - 1), self.retry_cap))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Settings:
+        """Settings from a config entry's options; a missing or invalid value keeps its default.
+
+        An invalid value (not a number, not finite, out of its option's range) is logged once
+        per call and ignored, so a hand-edited or old entry still loads.
+        """
+        settings = cls()
+        changes: dict[str, Any] = {}
+        for option in USER_OPTIONS:
+            if option.name not in options:
+                continue
+            raw = options[option.name]
+            value = option.parse(raw)
+            if value is None:
+                _LOGGER.warning(
+                    "Ignoring the invalid option %s=%r; using %s",
+                    option.name,
+                    raw,
+                    getattr(settings, option.name),
+                )
+                continue
+            changes[option.name] = value
+        return replace(settings, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class UserOption:
+    """A setting the options flow offers: its range, step and unit."""
+
+    name: str
+    minimum: float
+    maximum: float
+    unit: str | None = None
+    step: float = 1
+    """The flow's step; a value must be a multiple of it."""
+
+    @property
+    def default(self) -> float | int:
+        """The default, from `Settings`."""
+        value: float | int = getattr(DEFAULTS, self.name)
+        return value
+
+    def parse(self, raw: Any) -> float | int | None:
+        """The value as the core takes it, or None when it is not valid for this option."""
+        if isinstance(raw, bool):
+            return None
+        try:
+            value = float(raw)
+        except TypeError, ValueError:
+            return None
+        if not math.isfinite(value) or not self.minimum <= value <= self.maximum:
+            return None
+        if not math.isclose(value / self.step, round(value / self.step)):
+            return None
+        return int(value) if isinstance(self.default, int) else value
+
+
+DEFAULTS = Settings()
+
+USER_OPTIONS: tuple[UserOption, ...] = (
+    UserOption("qpm", 1, 60, "calls/min", step=0.5),
+    UserOption("extension_lead", 5, 120, "s"),
+    UserOption("max_failures", 1, 50),
+    UserOption("degraded_retry", 30, 3600, "s"),
+    UserOption("retry_base", 1, 300, "s"),
+)

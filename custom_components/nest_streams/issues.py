@@ -1,0 +1,55 @@
+"""The entry's footprint in HA's registries: the over-capacity repair issue, removed devices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+import logging
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
+
+from .const import DOMAIN
+from .core.scheduler import StreamScheduler
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@callback
+def async_update_over_capacity_issue(
+    hass: HomeAssistant, entry: ConfigEntry, scheduler: StreamScheduler
+) -> None:
+    """Raise (or clear) the repair issue that names the cameras the quota cannot hold."""
+    issue_id = f"over_capacity_{entry.entry_id}"
+    over = scheduler.over_capacity
+    if not over:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    cameras = scheduler.cameras
+    names = [cameras[device_id].name for device_id in over if device_id in cameras]
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="over_capacity",
+        translation_placeholders={
+            "cameras": ", ".join(names),
+            "capacity": str(scheduler.capacity),
+            "qpm": f"{scheduler.settings.qpm:g}",
+        },
+    )
+
+
+@callback
+def async_remove_devices(
+    hass: HomeAssistant, entry: ConfigEntry, device_ids: Iterable[str]
+) -> None:
+    """Detach the devices of cameras that left the project from the entry."""
+    registry = dr.async_get(hass)
+    for device_id in device_ids:
+        device = registry.async_get_device_by_identifier((DOMAIN, device_id), entry.entry_id)
+        if device is not None:
+            _LOGGER.info("Camera %s left the project; removing its device", device.name)
+            registry.async_remove_device(device.id)

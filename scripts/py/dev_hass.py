@@ -1,0 +1,39 @@
+"""Home Assistant for development: the integration's Google hosts point at the local emulator.
+
+    python scripts/py/dev_hass.py http://127.0.0.1:8765 -c config --skip-pip
+
+Shipped code has no redirect at all (an HA reviewer would refuse one). This launcher imports the
+integration's constants first, points Google's three hosts at the emulator's URL, then runs
+Home Assistant's own entry point in the same process: the modules that import the constants
+afterwards (api, config flow, application credentials) see the emulator's URLs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def redirect(emulator_url: str) -> None:
+    """Point the integration's Google URLs at `emulator_url`."""
+    from custom_components.nest_streams import const
+
+    base = emulator_url.rstrip("/")
+    const.OAUTH2_AUTHORIZE = f"{base}/partnerconnections/{{project_id}}/auth"  # type: ignore[misc]
+    const.OAUTH2_TOKEN = f"{base}/oauth2/v4/token"  # type: ignore[misc]
+    const.API_URL = f"{base}/v1"  # type: ignore[misc]
+
+
+def main() -> int:
+    """Redirect, then hand the remaining arguments to Home Assistant."""
+    if len(sys.argv) < 2 or not sys.argv[1].startswith("http"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    redirect(sys.argv.pop(1))
+    from homeassistant.__main__ import main as hass_main
+
+    sys.argv[0] = "hass"
+    return hass_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Helpers shared by the Home Assistant tests: virtual time and entity states."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
+
+CLIENT_ID = "some-client-id"
+CLIENT_SECRET = "some-client-secret"
+PROJECT_ID = "project-id-1"
+
+
+async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    """Move time forward in steps of at most 2 s, letting every due timer run.
+
+    The integration's tasks are background tasks, which `async_block_till_done` does not wait
+    for: a few extra loop turns let their wake-up chains settle before time moves on.
+    """
+    while seconds > 0:
+        step = min(2.0, seconds)
+        freezer.tick(timedelta(seconds=step))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        seconds -= step
+
+
+def state(hass: HomeAssistant, entity_id: str) -> str:
+    """The state of `entity_id`, which must exist."""
+    current = hass.states.get(entity_id)
+    assert current is not None, entity_id
+    return current.state

@@ -1,0 +1,125 @@
+"""Helpers shared by the core's tests: a scripted client and virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict, deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from custom_components.nest_streams.core.clock import LoopClock
+from custom_components.nest_streams.core.models import CameraInfo, StreamHandle, StreamProtocol
+from custom_components.nest_streams.core.scheduler import StreamScheduler
+from custom_components.nest_streams.core.settings import Settings
+from sdm_emulator.virtual_time import run_virtual
+
+EPOCH = 1_800_000_000.0
+LIFETIME = 300.0
+
+
+def rtsp(name: str) -> CameraInfo:
+    """An RTSP camera."""
+    return CameraInfo(device_id=f"enterprises/p/devices/{name}", name=name)
+
+
+def webrtc(name: str) -> CameraInfo:
+    """A WebRTC-only camera."""
+    return CameraInfo(
+        device_id=f"enterprises/p/devices/{name}",
+        name=name,
+        protocols=(StreamProtocol.WEB_RTC,),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call the fake client saw."""
+
+    at: float
+    op: str
+    device: str
+
+
+class FakeClient:
+    """A `StreamClient` whose answers the test scripts per device and operation.
+
+    An outcome is an exception to raise, a number of seconds to take, or None (succeed now).
+    """
+
+    def __init__(self, clock: LoopClock) -> None:
+        self.clock = clock
+        self.calls: list[Call] = []
+        self.outcomes: defaultdict[tuple[str, str], deque[Any]] = defaultdict(deque)
+        self._serial = 0
+
+    def script(self, device: str, op: str, *outcomes: Any) -> None:
+        self.outcomes[(device, op)].extend(outcomes)
+
+    async def _run(self, op: str, camera: CameraInfo) -> None:
+        name = camera.device_id.rsplit("/", 1)[-1]
+        self.calls.append(Call(self.clock.now() - EPOCH, op, name))
+        queue = self.outcomes.get((name, op))
+        outcome = queue.popleft() if queue else None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if isinstance(outcome, (int, float)):
+            await asyncio.sleep(outcome)
+
+    def _handle(self, camera: CameraInfo, session: str | None = None) -> StreamHandle:
+        self._serial += 1
+        return StreamHandle(
+            protocol=camera.protocol,
+            expires_at=self.clock.now() + LIFETIME,
+            url=f"rtsps://host/{camera.name}?auth=t{self._serial}"
+            if camera.protocol is StreamProtocol.RTSP
+            else None,
+            extension_token=f"e{self._serial}",
+            session_id=session or f"s{self._serial}",
+        )
+
+    async def generate(self, camera: CameraInfo, offer_sdp: str | None = None) -> StreamHandle:
+        await self._run("generate", camera)
+        return self._handle(camera)
+
+    async def extend(self, camera: CameraInfo, stream: StreamHandle) -> StreamHandle:
+        await self._run("extend", camera)
+        return self._handle(camera, stream.session_id)
+
+    async def stop(self, camera: CameraInfo, stream: StreamHandle) -> None:
+        await self._run("stop", camera)
+
+    def ops(self, device: str | None = None) -> list[tuple[float, str]]:
+        return [(round(c.at, 2), c.op) for c in self.calls if device in (None, c.device)]
+
+
+def virtual[T](main: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine in virtual time."""
+    return run_virtual(main)
+
+
+def clock() -> LoopClock:
+    """A clock at EPOCH on the running loop."""
+    return LoopClock(EPOCH, asyncio.get_running_loop())
+
+
+OFFER = "v=0\r\n"
+
+
+def make_scheduler(
+    client: FakeClient,
+    clk: LoopClock,
+    settings: Settings | None = None,
+    *,
+    on_change: Callable[[], None] = lambda: None,
+    on_auth_failed: Callable[[], None] = lambda: None,
+) -> StreamScheduler:
+    """A scheduler with default settings (or `settings`) and a background WebRTC offer."""
+    return StreamScheduler(
+        client,
+        clk,
+        settings or Settings(),
+        on_change=on_change,
+        on_auth_failed=on_auth_failed,
+        background_offer=OFFER,
+    )
