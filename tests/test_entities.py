@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator
+from datetime import timedelta
 from typing import Any
 from unittest.mock import MagicMock, patch
 
@@ -19,6 +20,7 @@ from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
 )
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from pytest_homeassistant_custom_component.components.diagnostics import (
@@ -244,3 +246,20 @@ async def test_diagnostics_redact_secrets(
     assert all(url.endswith("auth=**REDACTED**") for url in urls)
     assert diagnostics["capacity"] == 47
     assert diagnostics["queue"]["executed"] >= 4
+
+
+async def test_last_extension_sensor_shows_the_extension_time(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, setup_integration: MockConfigEntry
+) -> None:
+    """Unknown until the first extension, then the time of the newest one."""
+    entity_id = "sensor.room_01_camera_01_last_extension"
+    await advance(hass, freezer, 60)
+    assert state(hass, entity_id) == "unknown"
+    expiry = dt_util.parse_datetime(state(hass, "sensor.room_01_camera_01_stream_expiry"))
+    assert expiry is not None
+    await advance(hass, freezer, 300)
+    extended = dt_util.parse_datetime(state(hass, entity_id))
+    assert extended is not None
+    # Extended ahead of the first stream's expiry by about the lead, not later.
+    assert timedelta(seconds=10) < expiry - extended < timedelta(seconds=60)
+    assert dt_util.utcnow() - extended < timedelta(seconds=300)

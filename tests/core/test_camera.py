@@ -105,6 +105,33 @@ def test_failures_back_off_then_degrade_then_recover() -> None:
     assert recovered.last_error is None
 
 
+def test_the_failure_settings_are_used() -> None:
+    """Other retry base, failure count and degraded retry: the schedule follows them."""
+    settings = Settings(qpm=60, retry_base=3, max_failures=3, degraded_retry=100)
+    client, _, (degraded,) = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "generate", *[TransientError("HTTP 500")] * 4),
+            [(50, _status("a"))],
+            config=settings,
+        )
+    )
+    assert degraded.state is StreamState.DEGRADED
+    assert degraded.consecutive_failures == 3
+    times = [at for at, op in client.ops("a") if op == "generate"]
+    assert [round(b - a) for a, b in itertools.pairwise(times)] == [3, 6]
+    assert degraded.next_action_at == pytest.approx(EPOCH + times[-1] + 100, abs=1)
+
+
+def test_the_extension_lead_setting_is_used() -> None:
+    """A 60 s lead extends about 60 s (plus room for the queue) before expiry."""
+    client, _, _ = virtual(
+        _scenario([rtsp("a")], lambda c: None, [(300, None)], config=Settings(extension_lead=60))
+    )
+    extensions = [at for at, op in client.ops("a") if op == "extend"]
+    assert 300 - 60 - 8 <= extensions[0] <= 300 - 60
+
+
 def test_retry_delay_schedule() -> None:
     config = Settings(retry_base=10, retry_cap=160)
     assert [config.retry_delay(n) for n in range(1, 7)] == [10, 20, 40, 80, 160, 160]

@@ -103,3 +103,27 @@ def test_lead_adapts_to_the_queue_but_keeps_the_quota_feasible() -> None:
     few, many = virtual(main())
     assert few == pytest.approx(15 + 6.06)
     assert 15 <= many < few
+
+
+def test_lead_grows_with_the_queue_wait() -> None:
+    """A busy queue extends earlier: twice the average wait plus one interval, within slack."""
+
+    async def main() -> tuple[float, float, float]:
+        clk = clock()
+        scheduler = make_scheduler(FakeClient(clk), clk, Settings(extension_lead=15))
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp(f"c{i}") for i in range(6)])
+        await asyncio.sleep(40)  # six generations queued at once: they waited 0-30 s
+        lead, wait, interval = (
+            scheduler.lead(),
+            scheduler.queue.average_wait,
+            scheduler.queue.interval,
+        )
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return lead, wait, interval
+
+    lead, wait, interval = virtual(main())
+    assert wait > 5
+    assert lead == pytest.approx(15 + 2 * wait + interval)
