@@ -42,6 +42,10 @@ class ManualClock:
         """Return the current manual time."""
         return self._now
 
+    def monotonic(self) -> float:
+        """The manual time (it only moves forward)."""
+        return self._now
+
     def advance(self, seconds: float) -> None:
         """Move time forward."""
         self._now += seconds

@@ -279,3 +279,30 @@ def test_stats_count_kinds_and_last_minute() -> None:
     assert stats.commands_last_minute == 3
     assert stats.average_wait > 0
     assert later.commands_last_minute == 0
+
+
+def test_a_backward_wall_clock_jump_does_not_freeze_the_queue() -> None:
+    """Pacing is monotonic: an hour back on the wall clock, commands still go every interval."""
+
+    async def main() -> list[float]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        sent: list[float] = []
+
+        async def record() -> None:
+            sent.append(clk.monotonic())
+
+        worker = asyncio.create_task(queue.run())
+        await queue.submit(CommandKind.GENERATE, "a", record)
+        clk.jump(-3600)
+        await asyncio.wait_for(
+            asyncio.gather(*(queue.submit(CommandKind.GENERATE, d, record) for d in "bcd")), 60
+        )
+        await queue.stop()
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return sent
+
+    sent = virtual(main())
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(sent)]
+    assert gaps == [6.06, 6.06, 6.06]

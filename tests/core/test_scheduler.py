@@ -60,7 +60,7 @@ def test_admission_and_camera_changes() -> None:
         scheduler.set_cameras(cams, keep_alive=lambda cam: cam.name != "c0")
         await asyncio.sleep(400)
         first = (scheduler.over_capacity, scheduler.statuses())
-        # c4 leaves the project, c0 is wanted again: c0..c2 fit, c3 does not.
+        # c4 leaves the project, c0 is wanted again: c1..c3 run and keep their places.
         scheduler.set_cameras(cams[:4])
         await asyncio.sleep(400)
         second = (scheduler.over_capacity, scheduler.statuses(), dict(scheduler.cameras))
@@ -80,11 +80,11 @@ def test_admission_and_camera_changes() -> None:
     assert statuses["enterprises/p/devices/c4"].last_error == OVER_CAPACITY
     assert statuses["enterprises/p/devices/c1"].state is StreamState.RUNNING
     over, statuses, cameras = second
-    assert over == ("enterprises/p/devices/c3",)
+    assert over == ("enterprises/p/devices/c0",)
     assert "enterprises/p/devices/c4" not in cameras
-    assert statuses["enterprises/p/devices/c0"].state is StreamState.RUNNING
-    assert statuses["enterprises/p/devices/c3"].state is StreamState.STOPPED
-    assert set(handles) == {f"enterprises/p/devices/c{i}" for i in range(3)}
+    assert statuses["enterprises/p/devices/c0"].state is StreamState.STOPPED
+    assert statuses["enterprises/p/devices/c3"].state is StreamState.RUNNING
+    assert set(handles) == {f"enterprises/p/devices/c{i}" for i in range(1, 4)}
     assert stats.executed > 0
     assert [op for _, op in c4_ops] == []
 
@@ -127,3 +127,31 @@ def test_lead_grows_with_the_queue_wait() -> None:
     lead, wait, interval = virtual(main())
     assert wait > 5
     assert lead == pytest.approx(15 + 2 * wait + interval)
+
+
+def test_admission_keeps_running_cameras() -> None:
+    """A new camera that sorts first does not evict one that runs; it waits for room."""
+
+    async def main() -> tuple[tuple[str, ...], tuple[str, ...], dict[str, bool]]:
+        clk = clock()
+        scheduler = make_scheduler(FakeClient(clk), clk, Settings(qpm=1, extension_lead=60))
+        worker = asyncio.create_task(scheduler.run())
+        cams = [rtsp(f"c{i}") for i in range(1, 4)]
+        scheduler.set_cameras(cams)
+        await asyncio.sleep(200)
+        newcomer = rtsp("A-new")
+        scheduler.set_cameras([newcomer, *cams])
+        full = scheduler.over_capacity
+        # A running camera leaves the project: the newcomer gets its place.
+        scheduler.set_cameras([newcomer, *cams[1:]])
+        room = scheduler.over_capacity
+        enabled = {d: scheduler.stream(d).enabled for d in scheduler.cameras}
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return full, room, enabled
+
+    full, room, enabled = virtual(main())
+    assert full == ("enterprises/p/devices/A-new",)
+    assert room == ()
+    assert all(enabled.values())

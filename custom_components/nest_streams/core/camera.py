@@ -68,6 +68,7 @@ class CameraStream:
         self._last_attempt: float | None = None
         self._last_extension: float | None = None
         self._retry_at: float | None = None
+        """Monotonic time of the next retry after a failure."""
         self._next_action: float | None = None
         self._can_extend = True
         self._urgent_start = urgent_start
@@ -99,7 +100,9 @@ class CameraStream:
             stream_url=handle.url if handle else None,
             session_id=handle.session_id if handle else None,
             can_extend=self._can_extend,
-            next_action_at=self._retry_at or self._next_action,
+            next_action_at=self._next_action
+            if self._retry_at is None
+            else self._clock.now() + self._retry_at - self._clock.monotonic(),
         )
 
     def start(self) -> None:
@@ -139,10 +142,11 @@ class CameraStream:
             self._set_state(StreamState.STOPPED)
             await self._wait(None)
             return
-        now = self._clock.now()
-        if self._retry_at is not None and now < self._retry_at:
-            await self._wait(self._retry_at - now)
+        mono = self._clock.monotonic()
+        if self._retry_at is not None and mono < self._retry_at:
+            await self._wait(self._retry_at - mono)
             return
+        now = self._clock.now()
         handle = self._handle
         if handle is None or handle.expires_at <= now + EXPIRY_GRACE:
             self._handle = None
@@ -247,22 +251,23 @@ class CameraStream:
         self._on_change(self)
 
     def _failure(self, err: StreamError) -> None:
-        now = self._clock.now()
+        now, mono = self._clock.now(), self._clock.monotonic()
         self._failures += 1
         if self._last_error != str(err):
             _LOGGER.warning("%s: stream command failed: %s", self.camera.name, err)
         self._last_error = str(err)
         if self._failures >= self.settings.max_failures:
-            self._retry_at = now + self.settings.degraded_retry
+            self._retry_at = mono + self.settings.degraded_retry
             self._set_state(StreamState.DEGRADED)
             return
-        self._retry_at = now + self.settings.retry_delay(self._failures)
+        delay = self.settings.retry_delay(self._failures)
         handle = self._handle
         alive = handle is not None and handle.expires_at > now + EXPIRY_GRACE
         if handle is not None and alive:
             # The stream still runs: retry while it can still be saved, backoff or not.
-            last_chance = handle.expires_at - self._lead() / 2
-            self._retry_at = max(now + 1.0, min(self._retry_at, last_chance))
+            last_chance = handle.expires_at - now - self._lead() / 2
+            delay = max(1.0, min(delay, last_chance))
+        self._retry_at = mono + delay
         self._set_state(StreamState.RUNNING if alive else StreamState.FAILED)
 
     def _success(self, kind: CommandKind, handle: StreamHandle) -> None:

@@ -8,10 +8,18 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """Wall-clock time in epoch seconds, and a way to wait."""
+    """Wall-clock time in epoch seconds, a monotonic clock, and a way to wait.
+
+    Expiry is wall-clock time (Google's `expiresAt`); pacing (quota slots, back-off, retry
+    delays) is monotonic, so a wall-clock jump cannot freeze or flood the queue.
+    """
 
     def now(self) -> float:
         """Return the current time in epoch seconds."""
+        ...
+
+    def monotonic(self) -> float:
+        """Return seconds of a clock that never jumps (any origin)."""
         ...
 
     async def sleep(self, seconds: float) -> None:
@@ -25,6 +33,10 @@ class SystemClock:
     def now(self) -> float:
         """Return time.time()."""
         return time.time()
+
+    def monotonic(self) -> float:
+        """Return time.monotonic()."""
+        return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the running loop."""
@@ -45,6 +57,14 @@ class LoopClock:
     def now(self) -> float:
         """Return the loop's time shifted to the epoch."""
         return self._offset + self._loop.time()
+
+    def monotonic(self) -> float:
+        """Return the loop's time."""
+        return self._loop.time()
+
+    def jump(self, seconds: float) -> None:
+        """Move the wall clock by `seconds` (a host clock correction); monotonic time goes on."""
+        self._offset += seconds
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the loop."""

@@ -26,14 +26,14 @@ class SmoothLimiter:
 
     def delay(self) -> float:
         """Seconds until the next slot (0 when one is free now)."""
-        return max(0.0, self._next - self._clock.now())
+        return max(0.0, self._next - self._clock.monotonic())
 
     def take(self) -> None:
         """Use the current slot."""
-        self._next = max(self._next, self._clock.now()) + self.interval
+        self._next = max(self._next, self._clock.monotonic()) + self.interval
 
     def defer(self, until: float) -> None:
-        """Give no slot before `until` (quota back-off)."""
+        """Give no slot before monotonic time `until` (quota back-off)."""
         self._next = max(self._next, until)
 
 
@@ -51,7 +51,7 @@ class DeviceWindow:
         sent = self._sent.get(device_id)
         if not sent:
             return -math.inf
-        cutoff = self._clock.now() - WINDOW
+        cutoff = self._clock.monotonic() - WINDOW
         while sent and sent[0] <= cutoff:
             sent.popleft()
         if len(sent) < self._limit:
@@ -60,7 +60,7 @@ class DeviceWindow:
 
     def record(self, device_id: str) -> None:
         """Count a command sent now."""
-        self._sent.setdefault(device_id, deque()).append(self._clock.now())
+        self._sent.setdefault(device_id, deque()).append(self._clock.monotonic())
 
     def forget(self, device_id: str) -> None:
         """Drop a removed device."""

@@ -80,6 +80,9 @@ class CommandQueue:
         self._stopped = False
         self._backoff = 0.0
         self._backoff_until: float | None = None
+        """Wall-clock end of the current quota back-off (for display), None when none."""
+        self._storm = 0
+        """429s in a row."""
         self._enqueued = 0
         self._executed = 0
         self._failed = 0
@@ -125,7 +128,7 @@ class CommandQueue:
             device_id=device_id,
             run=run,
             future=future,
-            submitted_at=self._clock.now(),
+            submitted_at=self._clock.monotonic(),
         )
         heapq.heappush(self._heap, entry)
         self._enqueued += 1
@@ -163,12 +166,12 @@ class CommandQueue:
             entry, ready_at = self._pick()
             if entry is None:
                 self._wakeup.clear()
-                await self._sleep_or_wakeup(ready_at - self._clock.now())
+                await self._sleep_or_wakeup(ready_at - self._clock.monotonic())
                 continue
             self.limiter.take()
             self._devices.record(entry.device_id)
-            self._sent.append(self._clock.now())
-            wait = self._clock.now() - entry.submitted_at
+            self._sent.append(self._clock.monotonic())
+            wait = self._clock.monotonic() - entry.submitted_at
             self._average_wait += EMA_ALPHA * (wait - self._average_wait)
             task = self._spawn(self._execute(entry), f"sdm {entry.kind.name}")
             self._inflight.add(task)
@@ -184,6 +187,7 @@ class CommandQueue:
         """The best command whose device may send now, or when the first one may."""
         earliest = math.inf
         now = self._clock.now()
+        mono = self._clock.monotonic()
         for entry in sorted(self._heap):
             if entry.future.done():
                 continue
@@ -194,7 +198,7 @@ class CommandQueue:
                 entry.future.set_exception(StreamGone("the stream expired before its turn"))
                 continue
             ready_at = self._devices.ready_at(entry.device_id)
-            if ready_at <= now:
+            if ready_at <= mono:
                 self._heap.remove(entry)
                 heapq.heapify(self._heap)
                 return entry, ready_at
@@ -233,7 +237,7 @@ class CommandQueue:
         except Exception as err:
             self._finish_error(entry, err)
         else:
-            self._backoff = 0.0
+            self._quota_ok()
             self._executed += 1
             self._counts[entry.kind] += 1
             if not entry.future.done():
@@ -245,27 +249,42 @@ class CommandQueue:
 
         The pause ends early enough to try the most urgent extension once more before its
         stream expires: a refused try costs no quota, a lapsed stream costs a generation.
+        The first refusal of a storm is logged as a warning, the end of the storm once.
         """
-        now = self._clock.now()
+        now, mono = self._clock.now(), self._clock.monotonic()
         self._backoff = min(BACKOFF_MAX, max(self._backoff * 2, self.interval * 2))
-        until = now + self._backoff
+        pause = self._backoff
         urgent = [e.deadline for e in self._heap if e.urgent and not e.future.done()]
         if urgent:
-            until = min(until, max(now + self.interval, min(urgent) - self.interval))
-        self._backoff_until = until
-        self.limiter.defer(until)
-        _LOGGER.warning(
-            "Google's quota was exceeded (429); pausing all commands for %.0f s", self._backoff
-        )
+            pause = min(pause, max(self.interval, min(urgent) - now - self.interval))
+        self._backoff_until = now + pause
+        self.limiter.defer(mono + pause)
+        self._storm += 1
+        if self._storm == 1:
+            _LOGGER.warning(
+                "Google's quota was exceeded (429: another app may use this project's quota); "
+                "commands pause for %.0f s and back off while it lasts",
+                pause,
+            )
+        else:
+            _LOGGER.debug("429 again (%d in a row); next command in %.0f s", self._storm, pause)
+
+    def _quota_ok(self) -> None:
+        """A command went through: the back-off ends."""
+        self._backoff = 0.0
+        self._backoff_until = None
+        if self._storm:
+            _LOGGER.info("Google's quota accepts commands again after %d refusals", self._storm)
+            self._storm = 0
 
     def _finish_error(self, entry: _Entry, err: Exception) -> None:
-        self._backoff = 0.0
+        self._quota_ok()
         self._failed += 1
         if not entry.future.done():
             entry.future.set_exception(err)
 
     def _prune_sent(self) -> None:
-        cutoff = self._clock.now() - WINDOW
+        cutoff = self._clock.monotonic() - WINDOW
         while self._sent and self._sent[0] <= cutoff:
             self._sent.popleft()
 
@@ -285,18 +304,18 @@ class CommandQueue:
         its stream expires at Google on its own within its remaining lifetime.
         """
         self._stopped = True  # a 429 must not requeue
-        deadline = self._clock.now() + grace
+        deadline = self._clock.monotonic() + grace
         stops = sorted(e for e in self._heap if e.kind is CommandKind.STOP and not e.future.done())
         for entry in stops:
             self._heap.remove(entry)
-            if self._clock.now() + self.limiter.delay() > deadline:
+            if self._clock.monotonic() + self.limiter.delay() > deadline:
                 entry.future.set_exception(QueueStopped("no quota left before unloading"))
                 continue
             await self._clock.sleep(self.limiter.delay())
             self.limiter.take()
             # Run in this (the unloading) task: no task of its own that an unload could cancel.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, deadline - self._clock.now())):
+                async with asyncio.timeout(max(0.0, deadline - self._clock.monotonic())):
                     await self._execute(entry)
         heapq.heapify(self._heap)
 

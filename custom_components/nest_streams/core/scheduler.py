@@ -109,10 +109,15 @@ class StreamScheduler:
         """Make the scheduler's cameras these: new ones start, missing ones are dropped.
 
         Cameras to keep alive beyond the quota's capacity stay stopped and are listed in
-        `over_capacity` (in name order, the first ones are admitted).
+        `over_capacity`: cameras kept alive now keep their place, the others are admitted in
+        name order.
         """
         cameras = sorted(cameras, key=lambda c: (c.name, c.device_id))
-        wanted = [camera for camera in cameras if keep_alive(camera)]
+        # Cameras kept alive now keep their place; the others queue up in name order.
+        wanted = sorted(
+            (camera for camera in cameras if keep_alive(camera)),
+            key=lambda c: not self._kept_alive(c.device_id),
+        )
         admitted = {camera.device_id for camera in wanted[: self.capacity]}
         self.over_capacity = tuple(c.device_id for c in wanted if c.device_id not in admitted)
         if self.over_capacity:
@@ -148,6 +153,10 @@ class StreamScheduler:
         for device_id in set(self._streams) - seen:
             self._remove(device_id)
         self._notify()
+
+    def _kept_alive(self, device_id: str) -> bool:
+        stream = self._streams.get(device_id)
+        return stream is not None and stream.enabled
 
     def _remove(self, device_id: str) -> None:
         """Forget a camera that left the device list; its stream is stopped at Google."""
