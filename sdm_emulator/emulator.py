@@ -193,6 +193,9 @@ class Emulator:
                     setattr(faults, key, float(change[key]))
             if "token_down" in change:
                 faults.token_down = bool(change["token_down"])
+            for key in ("empty_device_lists", "failed_device_lists"):
+                if key in change:
+                    setattr(faults, key, int(change[key]))
         except (ValueError, TypeError, AttributeError) as err:
             return Reply.error(400, "INVALID_ARGUMENT", f"Bad fault change: {err}")
         return Reply.json(200, {"faults": repr(faults)})
@@ -302,6 +305,13 @@ class Emulator:
         limit = self.config.devices_get_qpm if device_id else self.config.devices_list_qpm
         self._check_quota(("ListDevices" if device_id is None else "GetDevice", project), limit)
         await self._apply_read_fault(device_id)
+        faults = self.config.faults
+        if device_id is None and faults.failed_device_lists > 0:
+            faults.failed_device_lists -= 1
+            return Reply(500, b"<html><body>Server Error</body></html>", "text/html")
+        if device_id is None and faults.empty_device_lists > 0:
+            faults.empty_device_lists -= 1
+            return Reply.json(200, {})
         if device_id is None:
             return Reply.json(
                 200, {"devices": [self._device_json(d) for d in self.devices.values()]}

@@ -50,6 +50,10 @@ class FaultConfig:
     failing_devices: set[str] = field(default_factory=set)
     """Devices whose every command answers 500."""
     token_down: bool = False
+    empty_device_lists: int = 0
+    """The next N device-list answers are 200 `{}` (no `devices` field)."""
+    failed_device_lists: int = 0
+    """The next N device-list answers are an HTML 500 page."""
     scripted: list[ScriptedFault] = field(default_factory=list)
 
     @classmethod

@@ -8,9 +8,15 @@ from typing import Any
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.nest_streams.const import DOMAIN
 from sdm_emulator import Emulator, default_devices
@@ -152,3 +158,111 @@ async def test_start_cannot_bypass_the_quota(
             "capacity": "4",
         }
         assert state(hass, "sensor.room_05_camera_05_stream_state") == "stopped"
+
+
+async def test_an_empty_device_list_removes_nothing(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+    device_registry: dr.DeviceRegistry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """One 200 `{}` answer: every device, entity and stream stays; nothing is regenerated."""
+    await advance(hass, freezer, 60)
+    devices = len(dr.async_entries_for_config_entry(device_registry, setup_integration.entry_id))
+    entities = len(er.async_entries_for_config_entry(entity_registry, setup_integration.entry_id))
+    generations = emulator.report()["calls"]["executeCommand:GenerateRtspStream"]
+    emulator.config.faults.empty_device_lists = 1
+    await advance(hass, freezer, 15 * 60)
+    assert emulator.config.faults.empty_device_lists == 0  # the empty answer was read
+    entry_id = setup_integration.entry_id
+    assert len(dr.async_entries_for_config_entry(device_registry, entry_id)) == devices
+    assert len(er.async_entries_for_config_entry(entity_registry, entry_id)) == entities
+    assert emulator.report()["calls"]["executeCommand:GenerateRtspStream"] == generations
+    assert emulator.report()["calls"].get("executeCommand:StopRtspStream", 0) == 0
+    assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
+
+
+async def test_a_failed_re_read_keeps_entities_available(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An HTML 500 on a requested re-read: no entity turns unavailable, logged once."""
+    assert await async_setup_component(hass, "homeassistant", {})
+    await advance(hass, freezer, 60)
+    emulator.config.faults.failed_device_lists = 2
+    for _ in range(2):
+        await hass.services.async_call(
+            "homeassistant",
+            "update_entity",
+            {"entity_id": "sensor.room_01_camera_01_stream_state"},
+            blocking=True,
+        )
+        await advance(hass, freezer, 15)
+    assert emulator.config.faults.failed_device_lists == 0
+    assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
+    assert state(hass, "camera.room_01_camera_01") == "streaming"
+    assert state(hass, "sensor.home_queue_depth") != "unavailable"
+    assert caplog.text.count("Could not re-read the device list") == 1
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_devices_removed_while_ha_was_down_are_removed_at_start(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    emulator: Emulator,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """A device of the entry that the first list no longer names is removed at set-up."""
+    config_entry.add_to_hass(hass)
+    stale = device_registry.async_get_or_create(
+        config_entry_id=config_entry.entry_id,
+        identifiers={(DOMAIN, f"enterprises/{emulator.project_id}/devices/gone")},
+        name="Gone",
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert device_registry.async_get(stale.id) is None
+    hub = device_registry.async_get_device_by_identifier(
+        (DOMAIN, emulator.project_id), config_entry.entry_id
+    )
+    assert hub is not None
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+async def test_manual_removal_only_of_cameras_that_left(
+    hass: HomeAssistant,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+    device_registry: dr.DeviceRegistry,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """A camera still in the project (or the hub) cannot be removed; one that left can."""
+    assert await async_setup_component(hass, "config", {})
+    entry_id = setup_integration.entry_id
+    prefix = f"enterprises/{emulator.project_id}/devices"
+    present = device_registry.async_get_device_by_identifier(
+        (DOMAIN, f"{prefix}/rtsp-01"), entry_id
+    )
+    hub = device_registry.async_get_device_by_identifier((DOMAIN, emulator.project_id), entry_id)
+    left = device_registry.async_get_or_create(
+        config_entry_id=entry_id, identifiers={(DOMAIN, f"{prefix}/old")}, name="Old"
+    )
+    assert present is not None
+    assert hub is not None
+    client = await hass_ws_client(hass)
+    for device, removable in ((present, False), (hub, False), (left, True)):
+        await client.send_json_auto_id(
+            {
+                "type": "config/device_registry/remove_config_entry",
+                "config_entry_id": entry_id,
+                "device_id": device.id,
+            }
+        )
+        response = await client.receive_json()
+        assert response["success"] is removable
+        assert (device_registry.async_get(device.id) is None) is removable

@@ -11,7 +11,11 @@ from homeassistant.exceptions import (
     OAuth2TokenRequestBaseError,
     OAuth2TokenRequestReauthError,
 )
-from homeassistant.helpers import config_entry_oauth2_flow, config_validation as cv
+from homeassistant.helpers import (
+    config_entry_oauth2_flow,
+    config_validation as cv,
+    device_registry as dr,
+)
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
@@ -67,6 +71,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) 
     await coordinator.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: NestStreamsConfigEntry, device_entry: dr.DeviceEntry
+) -> bool:
+    """Allow removing a camera's device once the camera is no longer in the project."""
+    coordinator = entry.runtime_data.coordinator
+    return not any(
+        domain == DOMAIN and (key in coordinator.cameras or key == coordinator.project_id)
+        for domain, key in device_entry.identifiers
+    )
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) -> bool:

@@ -23,7 +23,11 @@ from .core.errors import AuthFailed, StreamError
 from .core.models import CameraInfo, QueueStats, StreamStatus
 from .core.scheduler import StreamScheduler
 from .core.settings import Settings
-from .issues import async_remove_devices, async_update_over_capacity_issue
+from .issues import (
+    async_remove_devices,
+    async_remove_stale_devices,
+    async_update_over_capacity_issue,
+)
 from .store import SavedState, StreamStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -92,6 +96,9 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self._camera_listeners: list[Callable[[list[str]], None]] = []
         self._known: set[str] = set()
         self._hub_device_id = ""
+        self._list_error: str | None = None
+        self._empty_list_logged = False
+        self._stale_checked = False
 
     @property
     def cameras(self) -> dict[str, CameraInfo]:
@@ -135,31 +142,69 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         return lambda: self._camera_listeners.remove(listener)
 
     async def _async_update_data(self) -> StreamsSnapshot:
-        """Read the device list and hand the cameras to the scheduler."""
+        """Read the device list and hand the cameras to the scheduler.
+
+        Only the first read can fail the entry: afterwards the streams are kept alive from
+        what is known, whatever one device-list answer says, so a failed read changes nothing.
+        """
         try:
             cameras = await self.client.async_list_cameras()
         except AuthFailed as err:
-            raise ConfigEntryAuthFailed(
-                translation_domain=DOMAIN, translation_key="auth_failed"
-            ) from err
+            if self.data is None:
+                raise ConfigEntryAuthFailed(
+                    translation_domain=DOMAIN, translation_key="auth_failed"
+                ) from err
+            self._list_failed(err)
+            return self.data
         except StreamError as err:
-            raise ConfigEntryNotReady(
-                translation_domain=DOMAIN,
-                translation_key="device_list_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        self._apply_cameras(cameras)
+            if self.data is None:
+                raise ConfigEntryNotReady(
+                    translation_domain=DOMAIN,
+                    translation_key="device_list_failed",
+                    translation_placeholders={"error": str(err)},
+                ) from err
+            self._list_failed(err)
+            return self.data
+        if self._list_error is not None:
+            _LOGGER.info("The device list can be read again")
+            self._list_error = None
+        self._apply_device_list(cameras)
         return self._snapshot()
+
+    def _list_failed(self, err: StreamError) -> None:
+        """Log a failed re-read once (until a read succeeds); the streams go on."""
+        if self._list_error is None:
+            _LOGGER.warning("Could not re-read the device list (the streams go on): %s", err)
+        self._list_error = str(err)
 
     async def async_refresh_devices(self, *_: Any) -> None:
         """Re-read the device list (new cameras get entities, removed ones are removed)."""
-        try:
-            cameras = await self.client.async_list_cameras()
-        except StreamError as err:
-            _LOGGER.debug("Could not re-read the device list: %s", err)
+        self.async_set_updated_data(await self._async_update_data())
+
+    def _apply_device_list(self, cameras: list[CameraInfo]) -> None:
+        """Take a device list answer: new cameras start, cameras missing from it are removed.
+
+        A list without any camera while cameras are known removes nothing (Google omits an
+        empty `devices` field, and one bad answer must not delete every entity); a camera is
+        stale once a list that still holds other cameras leaves it out.
+        """
+        if not cameras and self._known:
+            if not self._empty_list_logged:
+                _LOGGER.warning(
+                    "Google listed no cameras; keeping the %d known ones until a list "
+                    "names any camera",
+                    len(self._known),
+                )
+                self._empty_list_logged = True
             return
+        self._empty_list_logged = False
         self._apply_cameras(cameras)
-        self._push()
+        if not self._stale_checked:
+            # Cameras removed while HA was down: their devices are gone from the list now.
+            self._stale_checked = True
+            async_remove_stale_devices(
+                self.hass, self.config_entry, {*self._known, self.project_id}
+            )
 
     def _keep_alive(self, camera: CameraInfo) -> bool:
         excluded = self.config_entry.options.get(CONF_EXCLUDED_CAMERAS, [])

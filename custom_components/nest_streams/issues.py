@@ -53,3 +53,13 @@ def async_remove_devices(
         if device is not None:
             _LOGGER.info("Camera %s left the project; removing its device", device.name)
             registry.async_remove_device(device.id)
+
+
+@callback
+def async_remove_stale_devices(hass: HomeAssistant, entry: ConfigEntry, keep: set[str]) -> None:
+    """Remove the entry's devices whose identifier is not in `keep` (left while HA was down)."""
+    registry = dr.async_get(hass)
+    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
+        if not any(domain == DOMAIN and key in keep for domain, key in device.identifiers):
+            _LOGGER.info("Camera %s is no longer in the project; removing its device", device.name)
+            registry.async_remove_device(device.id)
