@@ -34,9 +34,9 @@ class RefreshingToken:
         self._access = str(tokens["access_token"])
         self._expires = clock.now() + float(tokens["expires_in"])
 
-    async def __call__(self) -> str:
-        """A valid access token."""
-        if self._clock.now() > self._expires - 60:
+    async def __call__(self, refresh: bool = False) -> str:
+        """A valid access token (`refresh`: a new one)."""
+        if refresh or self._clock.now() > self._expires - 60:
             response = await self._session.post(
                 TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": self._refresh}
             )

@@ -37,7 +37,7 @@ def emulator() -> Emulator:
 async def client(emulator: Emulator) -> SdmClient:
     token = emulator.issue_tokens()["access_token"]
 
-    async def get_token() -> str:
+    async def get_token(_refresh: bool = False) -> str:
         return str(token)
 
     session = cast(aiohttp.ClientSession, InProcessSession(emulator))
@@ -176,7 +176,7 @@ async def _scripted(
     """A client that listed the emulator's cameras, then talks to a scripted session."""
     session = _ScriptedSession(200, b"")
 
-    async def get_token() -> str:
+    async def get_token(_refresh: bool = False) -> str:
         return "token"
 
     real = cast(aiohttp.ClientSession, InProcessSession(emulator))
@@ -184,7 +184,7 @@ async def _scripted(
     sdm = SdmClient(auth, emulator.project_id)
     emulator_token = emulator.issue_tokens()["access_token"]
 
-    async def emulator_token_getter() -> str:
+    async def emulator_token_getter(_refresh: bool = False) -> str:
         return str(emulator_token)
 
     auth._token = emulator_token_getter

@@ -129,15 +129,33 @@ async def test_unreadable_or_late_answers(
     assert emulator.report()["availability"]["min"] == 1.0
 
 
-async def test_401_starts_reauth(
+async def test_401_with_a_good_refresh_token_refreshes_and_goes_on(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     setup_integration: MockConfigEntry,
     emulator: Emulator,
 ) -> None:
-    """Google stops accepting the access token: the failure shows and reauth is asked once."""
+    """Google refuses the access token early: one refresh, the command retried, no reauth."""
     await advance(hass, freezer, 60)
+    old_token = setup_integration.data["token"]["access_token"]
     emulator.expire_access_tokens()
+    await advance(hass, freezer, 600)
+    assert reauth_flows(hass) == []
+    assert setup_integration.data["token"]["access_token"] != old_token
+    assert_running(hass, *CAMERAS)
+    assert state(hass, "sensor.room_01_camera_01_consecutive_failures") == "0"
+    assert emulator.report()["availability"]["min"] == 1.0
+
+
+async def test_401_after_a_refused_refresh_starts_reauth(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """The access token is refused and so is the refresh: reauth is asked once."""
+    await advance(hass, freezer, 60)
+    emulator.revoke()
     await advance(hass, freezer, 260)
     assert reauth_flows(hass) == [SOURCE_REAUTH]
     failures = int(state(hass, "sensor.room_01_camera_01_consecutive_failures"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
 from homeassistant.const import Platform
@@ -49,10 +50,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) 
             translation_domain=DOMAIN, translation_key="auth_failed"
         ) from err
 
-    async def access_token() -> str:
-        """A valid access token, refreshed by HA's OAuth2 session; errors as the core's."""
+    refresh_lock = asyncio.Lock()
+
+    async def access_token(refresh: bool) -> str:
+        """A valid access token (`refresh`: a new one); errors as the core's."""
         try:
-            await session.async_ensure_token_valid()
+            if refresh:
+                refused = session.token["access_token"]
+                async with refresh_lock:  # commands refused together refresh once
+                    if session.token["access_token"] == refused:
+                        await async_refresh_token(hass, entry, session)
+            else:
+                await session.async_ensure_token_valid()
         except OAuth2TokenRequestReauthError as err:
             raise AuthFailed(str(err)) from err
         except OAuth2TokenRequestBaseError as err:
@@ -71,6 +80,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) 
     await coordinator.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+async def async_refresh_token(
+    hass: HomeAssistant,
+    entry: NestStreamsConfigEntry,
+    session: config_entry_oauth2_flow.OAuth2Session,
+) -> None:
+    """Refresh the access token now, although it has not expired (Google refused it)."""
+    token = await session.implementation.async_refresh_token(session.token)
+    hass.config_entries.async_update_entry(entry, data={**entry.data, "token": token})
 
 
 async def async_remove_config_entry_device(

@@ -40,7 +40,8 @@ from .core.models import CameraInfo, StreamHandle, StreamProtocol
 
 _LOGGER = logging.getLogger(__name__)
 
-TokenGetter = Callable[[], Awaitable[str]]
+TokenGetter = Callable[[bool], Awaitable[str]]
+"""A valid access token; with True, a newly refreshed one (the current one was refused)."""
 
 
 class HttpError(StreamError):
@@ -68,7 +69,23 @@ class TokenAuth(AbstractAuth):
     @override
     async def async_get_access_token(self) -> str:
         """Return a valid access token."""
-        return await self._token()
+        return await self._token(False)
+
+    @override
+    async def request(self, method: str, url: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        """Make a request; a 401 refreshes the access token once and tries again.
+
+        Google may refuse an access token before its stated expiry (revoked server-side, a
+        host clock behind Google's): only a refused refresh means re-authentication.
+        """
+        try:
+            return await super().request(method, url, **kwargs)
+        except HttpError as err:
+            if err.status != HTTPStatus.UNAUTHORIZED:
+                raise
+        _LOGGER.debug("The access token was refused; refreshing it once")
+        await self._token(True)
+        return await super().request(method, url, **kwargs)
 
     @override
     async def _request(

@@ -120,7 +120,7 @@ class NestStreamsFlowHandler(config_entry_oauth2_flow.AbstractOAuth2FlowHandler,
         """Read the camera list with the new token before creating or updating the entry."""
         access_token: str = data["token"]["access_token"]
 
-        async def token() -> str:
+        async def token(_refresh: bool) -> str:
             return access_token
 
         client = SdmClient(
