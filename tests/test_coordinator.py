@@ -266,3 +266,25 @@ async def test_manual_removal_only_of_cameras_that_left(
         response = await client.receive_json()
         assert response["success"] is removable
         assert (device_registry.async_get(device.id) is None) is removable
+
+
+@pytest.mark.parametrize("devices", [default_devices(1, battery=1)])
+async def test_a_battery_camera_is_remembered_across_restarts(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Google's 'not supported' answer is saved: after a reload no extension is wasted."""
+    battery = f"enterprises/{emulator.project_id}/devices/battery-01"
+    await advance(hass, freezer, 320)
+    assert emulator.report()["calls"]["executeCommand:ExtendWebRtcStream"] == 1
+    assert await hass.config_entries.async_unload(setup_integration.entry_id)
+    saved = hass_storage[f"{DOMAIN}.{setup_integration.entry_id}"]["data"]
+    assert saved["cannot_extend"] == [battery]
+    assert await hass.config_entries.async_setup(setup_integration.entry_id)
+    await advance(hass, freezer, 900)
+    assert emulator.report()["calls"]["executeCommand:ExtendWebRtcStream"] == 1
+    status = setup_integration.runtime_data.coordinator.data.statuses[battery]
+    assert not status.can_extend

@@ -31,6 +31,7 @@ from mashumaro.exceptions import MissingField
 from .core.errors import (
     AuthFailed,
     CommandFailed,
+    ExtendUnsupported,
     QuotaExceeded,
     StreamError,
     StreamGone,
@@ -47,10 +48,12 @@ TokenGetter = Callable[[bool], Awaitable[str]]
 class HttpError(StreamError):
     """An error answer of the SDM API, by status; `SdmClient` maps it onto the core's errors."""
 
-    def __init__(self, status: int, message: str) -> None:
-        """Describe the answer."""
+    def __init__(self, status: int, message: str, google_status: str | None = None) -> None:
+        """Describe the answer: HTTP status, Google's message and status name."""
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
+        self.message = message
+        self.google_status = google_status
 
 
 class TokenAuth(AbstractAuth):
@@ -107,17 +110,17 @@ class TokenAuth(AbstractAuth):
                 f"malformed answer from the API: {err}", maybe_executed=True
             ) from err
         if response.status >= 400:
-            raise HttpError(response.status, await _error_message(response))
+            raise HttpError(response.status, *await _error_detail(response))
         return response
 
 
-async def _error_message(response: aiohttp.ClientResponse) -> str:
-    """Google's error message of an error response, or its status line."""
+async def _error_detail(response: aiohttp.ClientResponse) -> tuple[str, str | None]:
+    """Google's error message and status name of an error response, or its status line."""
     try:
-        body = await response.json(content_type=None)
-        return str(body["error"]["message"])
+        error = (await response.json(content_type=None))["error"]
+        return str(error["message"]), (str(error["status"]) if "status" in error else None)
     except aiohttp.ClientError, ValueError, KeyError, TypeError:
-        return str(response.reason)
+        return str(response.reason), None
 
 
 def _core_error(err: HttpError, *, extending: bool) -> StreamError:
@@ -133,6 +136,13 @@ def _core_error(err: HttpError, *, extending: bool) -> StreamError:
         return TransientError(message)
     if err.status == HTTPStatus.UNAUTHORIZED:
         return AuthFailed(message)
+    if (
+        extending
+        and err.status == HTTPStatus.BAD_REQUEST
+        and err.google_status == "FAILED_PRECONDITION"
+        and "not supported" in err.message.lower()
+    ):
+        return ExtendUnsupported(message)
     if extending and err.status in (HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND):
         return StreamGone(message)
     return CommandFailed(message)

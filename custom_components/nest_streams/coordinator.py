@@ -133,7 +133,11 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self._saved = await self._store.async_load()
 
     def _state(self) -> SavedState:
-        return SavedState(streams=self.scheduler.handles(), stopped=self._saved.stopped)
+        return SavedState(
+            streams=self.scheduler.handles(),
+            stopped=self._saved.stopped,
+            cannot_extend=self._saved.cannot_extend | self.scheduler.cannot_extend(),
+        )
 
     @callback
     def async_add_camera_listener(self, listener: Callable[[list[str]], None]) -> CALLBACK_TYPE:
@@ -215,7 +219,12 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         if cameras is None:
             cameras = list(self.scheduler.cameras.values())
         restored, self._saved.streams = self._saved.streams, {}
-        self.scheduler.set_cameras(cameras, keep_alive=self._keep_alive, restored=restored)
+        self.scheduler.set_cameras(
+            cameras,
+            keep_alive=self._keep_alive,
+            restored=restored,
+            cannot_extend=self._saved.cannot_extend,
+        )
         ids = {camera.device_id for camera in cameras}
         new = sorted(ids - self._known)
         gone = self._known - ids

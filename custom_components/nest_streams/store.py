@@ -22,6 +22,8 @@ class SavedState:
 
     streams: dict[str, StreamHandle] = field(default_factory=dict)
     stopped: set[str] = field(default_factory=set)
+    cannot_extend: set[str] = field(default_factory=set)
+    """Cameras Google told that they cannot extend WebRTC sessions (battery cameras)."""
 
 
 def _handle_to_json(handle: StreamHandle) -> dict[str, Any]:
@@ -63,9 +65,9 @@ class StreamStore:
             for device_id, raw in streams.items():
                 if isinstance(raw, dict) and (handle := _handle_from_json(raw)) is not None:
                     state.streams[device_id] = handle
-        stopped = data.get("stopped", [])
-        if isinstance(stopped, list):
-            state.stopped = {str(device_id) for device_id in stopped}
+        for key in ("stopped", "cannot_extend"):
+            if isinstance(ids := data.get(key, []), list):
+                setattr(state, key, {str(device_id) for device_id in ids})
         return state
 
     @staticmethod
@@ -75,6 +77,7 @@ class StreamStore:
                 device_id: _handle_to_json(handle) for device_id, handle in state.streams.items()
             },
             "stopped": sorted(state.stopped),
+            "cannot_extend": sorted(state.cannot_extend),
         }
 
     def async_delay_save(self, state: Callable[[], SavedState]) -> None:

@@ -12,6 +12,7 @@ import pytest
 from custom_components.nest_streams.core.errors import (
     AuthFailed,
     CommandFailed,
+    ExtendUnsupported,
     StreamGone,
     TransientError,
 )
@@ -181,7 +182,7 @@ def test_battery_webrtc_camera_regenerates_instead_of_extending() -> None:
     client, _, (status,) = virtual(
         _scenario(
             [webrtc("bat")],
-            lambda c: c.script("bat", "extend", StreamGone("FAILED_PRECONDITION")),
+            lambda c: c.script("bat", "extend", ExtendUnsupported("not supported")),
             [(900, _status("bat"))],
         )
     )
@@ -190,6 +191,39 @@ def test_battery_webrtc_camera_regenerates_instead_of_extending() -> None:
     assert "extend" not in ops[2:]
     assert not status.can_extend
     assert status.session_id is not None
+
+
+def test_a_wired_webrtc_camera_stays_extendable_after_a_refused_extension() -> None:
+    """Any other refusal of a live session's extension: regenerate, but extend again later."""
+    client, _, (status,) = virtual(
+        _scenario(
+            [webrtc("wired")],
+            lambda c: c.script("wired", "extend", StreamGone("INVALID_ARGUMENT")),
+            [(600, _status("wired"))],
+        )
+    )
+    ops = [op for _, op in client.ops("wired")]
+    assert ops[:4] == ["generate", "extend", "generate", "extend"]
+    assert status.can_extend
+
+
+def test_a_camera_known_to_refuse_extensions_regenerates_from_the_start() -> None:
+    """What was learned before a restart is used: no extension is wasted on it."""
+
+    async def main() -> list[tuple[float, str]]:
+        clk = clock()
+        client = FakeClient(clk)
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([webrtc("bat")], cannot_extend={"enterprises/p/devices/bat"})
+        await asyncio.sleep(600)
+        assert scheduler.cannot_extend() == {"enterprises/p/devices/bat"}
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return client.ops("bat")
+
+    assert {op for _, op in virtual(main())} == {"generate"}
 
 
 def test_auth_failure_is_reported_once() -> None:

@@ -8,7 +8,14 @@ import logging
 
 from .client import StreamClient
 from .clock import Clock
-from .errors import AuthFailed, QueueStopped, StreamError, StreamGone, TransientError
+from .errors import (
+    AuthFailed,
+    ExtendUnsupported,
+    QueueStopped,
+    StreamError,
+    StreamGone,
+    TransientError,
+)
 from .models import (
     CameraInfo,
     CommandKind,
@@ -44,6 +51,7 @@ class CameraStream:
         enabled: bool = True,
         offer_sdp: str | None = None,
         urgent_start: bool = False,
+        can_extend: bool = True,
     ) -> None:
         """Create the state machine; `run()` drives it.
 
@@ -70,7 +78,7 @@ class CameraStream:
         self._retry_at: float | None = None
         """Monotonic time of the next retry after a failure."""
         self._next_action: float | None = None
-        self._can_extend = True
+        self._can_extend = can_extend
         self._urgent_start = urgent_start
         self._replacing_until: float | None = None
         """Expiry of a stream being replaced (refused extension): its successor is urgent."""
@@ -238,9 +246,8 @@ class CameraStream:
 
     def _stream_gone(self, handle: StreamHandle, err: StreamGone) -> None:
         """An extension was refused: generate a new stream right away."""
-        now = self._clock.now()
-        if handle.protocol is StreamProtocol.WEB_RTC and handle.expires_at > now + EXPIRY_GRACE:
-            # A live session that cannot be extended: a battery camera. Regenerate from now on.
+        if isinstance(err, ExtendUnsupported):
+            # Google's answer for cameras that cannot extend (battery): regenerate from now on.
             _LOGGER.info("%s cannot extend WebRTC sessions; regenerating instead", self.camera.name)
             self._can_extend = False
         else:

@@ -15,6 +15,14 @@ class StreamGone(StreamError):
     """The stream cannot be extended (404, expired, FAILED_PRECONDITION): generate a new one."""
 
 
+class ExtendUnsupported(StreamGone):
+    """The camera cannot extend its WebRTC sessions (battery cameras): regenerate instead.
+
+    Only Google's documented answer for such cameras (400 FAILED_PRECONDITION, "... not
+    supported ...") means this; any other refused extension is a plain `StreamGone`.
+    """
+
+
 class AuthFailed(StreamError):
     """Credentials were refused (401, invalid_grant): the user must re-authenticate."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 import itertools
 import logging
 from typing import Any
@@ -105,6 +105,7 @@ class StreamScheduler:
         *,
         keep_alive: Callable[[CameraInfo], bool] = lambda _: True,
         restored: Mapping[str, StreamHandle] | None = None,
+        cannot_extend: Collection[str] = (),
     ) -> None:
         """Make the scheduler's cameras these: new ones start, missing ones are dropped.
 
@@ -143,7 +144,12 @@ class StreamScheduler:
             handle = restored.get(camera.device_id)
             if handle is not None and handle.expires_at <= now + self.settings.extension_lead:
                 handle = None
-            stream = self._new_stream(camera, restored=handle, enabled=enabled)
+            stream = self._new_stream(
+                camera,
+                restored=handle,
+                enabled=enabled,
+                can_extend=camera.device_id not in cannot_extend,
+            )
             if not enabled and keep_alive(camera):
                 stream.stop(OVER_CAPACITY)
             self._streams[camera.device_id] = stream
@@ -180,6 +186,10 @@ class StreamScheduler:
             for device_id, stream in self._streams.items()
             if stream.handle is not None
         }
+
+    def cannot_extend(self) -> set[str]:
+        """The cameras known to refuse extensions (for persistence)."""
+        return {device_id for device_id, s in self._streams.items() if not s.status.can_extend}
 
     def stats(self) -> QueueStats:
         """The queue's statistics."""
