@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
@@ -108,3 +109,28 @@ async def test_device_list_refused_token_asks_reauth(
     await hass.config_entries.async_setup(config_entry.entry_id)
     assert config_entry.state is ConfigEntryState.SETUP_ERROR
     assert config_entry.unique_id == PROJECT_ID
+
+
+async def test_debug_logs_hold_no_stream_secrets(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With debug logging on (ours and google_nest_sdm's), no token reaches the log."""
+    caplog.set_level(logging.DEBUG, logger="google_nest_sdm")
+    caplog.set_level(logging.DEBUG, logger="custom_components.nest_streams")
+    coordinator = setup_integration.runtime_data.coordinator
+    secrets: set[str] = set()
+    for _ in range(4):
+        await advance(hass, freezer, 100)
+        for handle in coordinator.scheduler.handles().values():
+            secrets |= {s for s in (handle.extension_token, handle.session_id) if s}
+            if handle.url:
+                secrets.add(handle.url.split("auth=")[1])
+    secrets.add(setup_integration.data["token"]["access_token"])
+    assert len(secrets) > 8
+    assert "request[post json]" in caplog.text  # the library did log its requests
+    assert "REDACTED" in caplog.text
+    leaked = [secret for secret in secrets if secret in caplog.text]
+    assert leaked == []

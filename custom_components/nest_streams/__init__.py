@@ -25,6 +25,7 @@ from .const import API_URL, CONF_PROJECT_ID, DOMAIN
 from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator, NestStreamsData
 from .core.errors import AuthFailed, TransientError
 from .entity import hub_device_info
+from .redact import install_secret_filter
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -32,7 +33,8 @@ PLATFORMS = [Platform.BINARY_SENSOR, Platform.CAMERA, Platform.SENSOR]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services."""
+    """Register the services; keep secrets out of debug logs."""
+    install_secret_filter()
     async_setup_services(hass)
     return True
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-import re
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
 from .coordinator import NestStreamsConfigEntry
+from .redact import redact_value
 
 TO_REDACT = {
     "token",
@@ -19,17 +19,6 @@ TO_REDACT = {
     "session_id",
     "answer_sdp",
 }
-_AUTH_PARAMETER = re.compile(r"auth=[^&\s]+")
-
-
-def _redact_urls(value: Any) -> Any:
-    if isinstance(value, str):
-        return _AUTH_PARAMETER.sub("auth=**REDACTED**", value)
-    if isinstance(value, dict):
-        return {key: _redact_urls(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_redact_urls(item) for item in value]
-    return value
 
 
 async def async_get_config_entry_diagnostics(
@@ -55,4 +44,4 @@ async def async_get_config_entry_diagnostics(
             for device_id, camera in snapshot.cameras.items()
         },
     }
-    return _redact_urls(async_redact_data(data, TO_REDACT))  # type: ignore[no-any-return]
+    return redact_value(async_redact_data(data, TO_REDACT))  # type: ignore[no-any-return]
