@@ -241,3 +241,40 @@ async def test_options_flow_of_an_unloaded_entry_keeps_the_exclusions(
     assert config_entry.options[CONF_EXCLUDED_CAMERAS] == ["enterprises/p/devices/x"]
     await hass.async_block_till_done()
     assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+@pytest.mark.usefixtures("setup_credentials")
+@pytest.mark.parametrize(
+    "project_id", ["", "   ", "../../oauth2/v4/token?x=", "p/devices/x", "a" * 5000, "p q"]
+)
+async def test_invalid_project_ids_are_refused(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    emulator: Emulator,
+    project_id: str,
+) -> None:
+    """A project id that is no id is a form error; nothing goes into the authorize URL."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PROJECT_ID: project_id}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_PROJECT_ID: "invalid_project_id"}
+    # Corrected (pasted as the API names it), the flow goes on.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PROJECT_ID: f"enterprises/{PROJECT_ID}"}
+    )
+    result = await _sign_in(hass, hass_client_no_auth, emulator, result)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_PROJECT_ID] == PROJECT_ID
+
+
+async def test_reconfigure_refuses_an_invalid_project_id(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    result = await setup_integration.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PROJECT_ID: "x/../y"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_PROJECT_ID: "invalid_project_id"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 import logging
+import re
 from typing import Any, override
 
 from homeassistant.config_entries import (
@@ -43,6 +44,14 @@ from .core.settings import USER_OPTIONS, UserOption
 _LOGGER = logging.getLogger(__name__)
 
 PROJECT_SCHEMA = probatio.Schema({probatio.Required(CONF_PROJECT_ID): str})
+PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
+"""Device Access project ids are UUIDs; letters, digits and dashes only, as they go into URLs."""
+
+
+def _project_id(raw: str) -> str | None:
+    """The project id typed (as the console shows it, or as `enterprises/<id>`), or None."""
+    project_id = raw.strip().removeprefix("enterprises/")
+    return project_id if PROJECT_ID.fullmatch(project_id) else None
 
 
 class NestStreamsFlowHandler(config_entry_oauth2_flow.AbstractOAuth2FlowHandler, domain=DOMAIN):
@@ -77,12 +86,19 @@ class NestStreamsFlowHandler(config_entry_oauth2_flow.AbstractOAuth2FlowHandler,
     @override
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the Device Access project id."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            self._project_id = user_input[CONF_PROJECT_ID].strip()
-            await self.async_set_unique_id(self._project_id)
-            self._abort_if_unique_id_configured()
-            return await super().async_step_user()
-        return self.async_show_form(step_id="user", data_schema=PROJECT_SCHEMA)
+            if (project_id := _project_id(user_input[CONF_PROJECT_ID])) is not None:
+                self._project_id = project_id
+                await self.async_set_unique_id(project_id)
+                self._abort_if_unique_id_configured()
+                return await super().async_step_user()
+            errors[CONF_PROJECT_ID] = "invalid_project_id"
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(PROJECT_SCHEMA, user_input),
+            errors=errors,
+        )
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """Start re-authentication after Google refused the stored credentials."""
@@ -105,14 +121,20 @@ class NestStreamsFlowHandler(config_entry_oauth2_flow.AbstractOAuth2FlowHandler,
     ) -> ConfigFlowResult:
         """Sign in again, possibly with other application credentials, for the same project."""
         entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
         if user_input is not None:
-            self._project_id = user_input[CONF_PROJECT_ID].strip()
-            await self.async_set_unique_id(self._project_id)
-            self._abort_if_unique_id_mismatch(reason="wrong_project")
-            return await super().async_step_user()
+            if (project_id := _project_id(user_input[CONF_PROJECT_ID])) is not None:
+                self._project_id = project_id
+                await self.async_set_unique_id(project_id)
+                self._abort_if_unique_id_mismatch(reason="wrong_project")
+                return await super().async_step_user()
+            errors[CONF_PROJECT_ID] = "invalid_project_id"
         return self.async_show_form(
             step_id="reconfigure",
-            data_schema=self.add_suggested_values_to_schema(PROJECT_SCHEMA, entry.data),
+            data_schema=self.add_suggested_values_to_schema(
+                PROJECT_SCHEMA, user_input or entry.data
+            ),
+            errors=errors,
         )
 
     @override
