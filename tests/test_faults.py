@@ -53,12 +53,18 @@ async def test_quota_storm(
     start = emulator.elapsed()
     emulator.config.faults.scripted = [ScriptedFault(Fault.QUOTA, start, start + 40)]
     deepest = 0
+    backoffs: set[str] = set()
     for _ in range(20):  # the extensions fall due inside the storm and wait in the queue
         await advance(hass, freezer, 2)
         deepest = max(deepest, int(state(hass, "sensor.home_queue_depth")))
+        backoffs.add(state(hass, "sensor.home_quota_back_off_until"))
     assert deepest >= 1
+    # The hub shows the back-off while it lasts (a time in the future), then clears it.
+    assert any(value not in ("unknown", "unavailable") for value in backoffs)
     await advance(hass, freezer, 200)
     assert emulator.metrics.quota_rejections > 0
+    assert int(state(hass, "sensor.home_quota_rejections")) == emulator.metrics.quota_rejections
+    assert state(hass, "sensor.home_quota_back_off_until") == "unknown"
     assert float(state(hass, "sensor.home_average_wait")) > 0
     assert_running(hass, *CAMERAS)
     assert emulator.report()["availability"]["min"] == 1.0

@@ -96,6 +96,18 @@ HUB_SENSORS: tuple[HubSensorDescription, ...] = (
         value_fn=lambda stats: round(stats.average_wait, 2),
     ),
     HubSensorDescription(
+        key="quota_rejections",
+        translation_key="quota_rejections",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda stats: stats.quota_rejections,
+    ),
+    HubSensorDescription(
+        key="quota_backoff_until",
+        translation_key="quota_backoff_until",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda stats: _timestamp(stats.backoff_until),
+    ),
+    HubSensorDescription(
         key="commands_executed",
         translation_key="commands_executed",
         state_class=SensorStateClass.TOTAL_INCREASING,
