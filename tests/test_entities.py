@@ -145,6 +145,25 @@ async def test_webrtc_offer_refused(
         await offer
 
 
+@pytest.mark.parametrize("options", [{"qpm": 1}])
+async def test_webrtc_viewer_of_a_full_project_is_refused(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """At 1 command per minute 4 streams fit and 4 cameras run: a viewer gets a clear error."""
+    await advance(hass, freezer, 30)
+    camera = hass.data["camera"].get_entity("camera.room_04_webrtc_camera_01")
+    generations = emulator.report()["calls"].get("executeCommand:GenerateWebRtcStream", 0)
+    with pytest.raises(HomeAssistantError) as raised:
+        await camera.async_handle_async_webrtc_offer(OFFER, "viewer-3", lambda _: None)
+    assert raised.value.translation_key == "webrtc_over_capacity"
+    await advance(hass, freezer, 30)
+    calls = emulator.report()["calls"]
+    assert calls.get("executeCommand:GenerateWebRtcStream", 0) == generations
+
+
 async def test_services(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,

@@ -17,7 +17,7 @@ from webrtc_models import RTCIceCandidateInit
 
 from .const import DOMAIN
 from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator
-from .core.errors import StreamError
+from .core.errors import OverCapacity, StreamError
 from .core.models import StreamProtocol, StreamState
 from .entity import CameraStreamEntity, setup_camera_entities
 
@@ -139,6 +139,12 @@ class WebRtcCamera(NestStreamsCamera):
         """Generate a session for the viewer ahead of background work and keep it extended."""
         try:
             key, handle = await self.coordinator.scheduler.open_viewer(self.device_id, offer_sdp)
+        except OverCapacity as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="webrtc_over_capacity",
+                translation_placeholders={"error": str(err)},
+            ) from err
         except StreamError as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,

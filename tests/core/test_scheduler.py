@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from custom_components.nest_streams.core.errors import OverCapacity
 from custom_components.nest_streams.core.models import StreamState
 from custom_components.nest_streams.core.scheduler import OVER_CAPACITY
 from custom_components.nest_streams.core.settings import Settings
 
-from .common import FakeClient, clock, make_scheduler, rtsp, virtual
+from .common import FakeClient, clock, make_scheduler, rtsp, virtual, webrtc
 
 
 def test_capacity() -> None:
@@ -155,3 +156,35 @@ def test_admission_keeps_running_cameras() -> None:
     assert full == ("enterprises/p/devices/A-new",)
     assert room == ()
     assert all(enabled.values())
+
+
+def test_viewers_count_against_the_quota() -> None:
+    """Kept-alive cameras plus viewers never exceed the capacity: the extra viewer is refused."""
+
+    async def main() -> tuple[str, int, bool]:
+        clk = clock()
+        client = FakeClient(clk)
+        scheduler = make_scheduler(client, clk, Settings(qpm=1, extension_lead=60))
+        worker = asyncio.create_task(scheduler.run())
+        cams = [rtsp("c1"), rtsp("c2"), webrtc("w")]
+        scheduler.set_cameras(cams, keep_alive=lambda c: c.name != "w")
+        await asyncio.sleep(150)
+        key, _ = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+        try:
+            await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+        except OverCapacity as err:
+            refused = str(err)
+        else:
+            refused = ""
+        scheduler.close_viewer(key)
+        key, _ = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+        generations = len([c for c in client.calls if c.device == "w" and c.op == "generate"])
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return refused, generations, bool(key)
+
+    refused, generations, reopened = virtual(main())
+    assert "2 cameras and 1 viewers" in refused
+    assert generations == 2  # the refused viewer cost no command
+    assert reopened

@@ -44,5 +44,9 @@ class CommandFailed(StreamError):
     """Any other refusal of a command (404 device, 403, 400 on generate)."""
 
 
+class OverCapacity(StreamError):
+    """The quota cannot carry one more stream (a viewer's session on a full project)."""
+
+
 class QueueStopped(StreamError):
     """The command queue was stopped before the command ran."""

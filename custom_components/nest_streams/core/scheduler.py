@@ -11,7 +11,7 @@ from typing import Any
 from .camera import CameraStream
 from .client import StreamClient
 from .clock import Clock
-from .errors import CommandFailed
+from .errors import CommandFailed, OverCapacity
 from .models import CameraInfo, QueueStats, StreamHandle, StreamState, StreamStatus
 from .queue import CommandQueue, Spawn
 from .settings import Settings
@@ -203,9 +203,17 @@ class StreamScheduler:
         """Start a viewer's WebRTC session, ahead of background work; keep it extended.
 
         Returns a key for `close_viewer` and the session (with the answer SDP). Raises
-        `CommandFailed` (or the command's error) when the first generation fails.
+        `OverCapacity` when the kept-alive cameras and the open viewers already use the whole
+        quota (a viewer never starves a camera), `CommandFailed` (or the command's error) when
+        the first generation fails.
         """
         camera = self._streams[device_id].camera
+        in_use = sum(1 for stream in self._streams.values() if stream.enabled)
+        if in_use + len(self._viewers) >= self.capacity:
+            raise OverCapacity(
+                f"{in_use} cameras and {len(self._viewers)} viewers use the quota's "
+                f"{self.capacity} streams"
+            )
         key = f"{device_id}#viewer-{next(self._viewer_ids)}"
         ready: asyncio.Future[StreamHandle] = asyncio.get_running_loop().create_future()
 

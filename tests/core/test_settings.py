@@ -1,0 +1,63 @@
+"""The settings: one name and default each, options parsed safely, the quota arithmetic."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+
+from custom_components.nest_streams.core.settings import (
+    USER_OPTIONS,
+    Settings,
+    quota_interval,
+)
+
+
+def test_quota_arithmetic() -> None:
+    assert quota_interval(10, 0.01) == pytest.approx(6.06)
+    assert Settings().interval == pytest.approx(6.06)
+    assert Settings().capacity == 47  # (300 - 15) / 6.06
+    assert Settings(qpm=20).capacity == 94
+    assert Settings(qpm=1, extension_lead=295).capacity == 0
+
+
+def test_options_parse_into_settings() -> None:
+    settings = Settings.from_options(
+        {"qpm": 7.5, "extension_lead": 30.0, "max_failures": "4", "unrelated": 1}
+    )
+    assert settings == Settings(qpm=7.5, extension_lead=30, max_failures=4)
+    assert isinstance(settings.max_failures, int)
+    assert isinstance(settings.extension_lead, float)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("qpm", math.nan),
+        ("qpm", math.inf),
+        ("qpm", 0),
+        ("qpm", 1.25),
+        ("qpm", "ten"),
+        ("qpm", None),
+        ("qpm", True),
+        ("max_failures", 2.5),
+        ("extension_lead", 1000),
+        ("retry_base", -1),
+    ],
+)
+def test_invalid_options_keep_the_default(
+    name: str, value: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hand-edited or broken option never breaks the entry: default, and one warning."""
+    with caplog.at_level(logging.WARNING):
+        settings = Settings.from_options({name: value})
+    assert getattr(settings, name) == getattr(Settings(), name)
+    assert caplog.text.count("Ignoring the invalid option") == 1
+
+
+def test_user_options_are_settings() -> None:
+    names = {option.name for option in USER_OPTIONS}
+    assert names <= set(Settings.__dataclass_fields__)
+    for option in USER_OPTIONS:
+        assert option.minimum <= option.default <= option.maximum
