@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
@@ -12,9 +12,10 @@ from homeassistant.helpers import device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.nest_streams.const import DOMAIN
 from sdm_emulator import Emulator
 
-from .common import PROJECT_ID, advance
+from .common import PROJECT_ID, advance, state
 
 
 async def test_setup_and_unload(
@@ -22,31 +23,59 @@ async def test_setup_and_unload(
     freezer: FrozenDateTimeFactory,
     setup_integration: MockConfigEntry,
     emulator: Emulator,
+    hass_storage: dict[str, Any],
 ) -> None:
-    """Set-up reads the cameras (not the thermostat); unload stops every stream at Google."""
+    """Set-up reads the cameras (not the thermostat); unload saves the live streams."""
     entry = setup_integration
     assert entry.state is ConfigEntryState.LOADED
     coordinator = entry.runtime_data.coordinator
     assert len(coordinator.cameras) == 4
     devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
     assert len(devices) == 5  # 4 cameras + the hub
-    await hass.async_block_till_done()
-
-    assert emulator.report()["calls"].get("executeCommand:GenerateRtspStream", 0) >= 1
-
     await advance(hass, freezer, 30)
-    live = emulator.report()["live_streams"]
-    assert live == 4
-    # The unload waits for paced stops: let time run meanwhile.
-    unload = asyncio.create_task(hass.config_entries.async_unload(entry.entry_id))
-    await advance(hass, freezer, 10)
-    assert await unload
+    assert emulator.report()["live_streams"] == 4
+    assert await hass.config_entries.async_unload(entry.entry_id)
     assert entry.state is ConfigEntryState.NOT_LOADED
-    # Stops are paced too: what fits in the unload's grace is stopped, the rest expires.
-    stopped = emulator.report()["calls"].get("executeCommand:StopRtspStream", 0)
-    stopped += emulator.report()["calls"].get("executeCommand:StopWebRtcStream", 0)
-    assert stopped >= 1
-    assert emulator.report()["live_streams"] == live - stopped
+    assert len(hass_storage[f"{DOMAIN}.{entry.entry_id}"]["data"]["streams"]) == 4
+    # Nothing was stopped: the streams are left to a reload or expire at Google.
+    assert emulator.report()["live_streams"] == 4
+    await advance(hass, freezer, 310)
+    assert emulator.report()["live_streams"] == 0
+
+
+async def test_reload_takes_the_streams_over(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """A reload (options, reauth, reconfigure) extends the running streams: 0 generations."""
+    await advance(hass, freezer, 60)
+    before = dict(emulator.report()["calls"])
+    assert await hass.config_entries.async_reload(setup_integration.entry_id)
+    await advance(hass, freezer, 600)
+    calls = emulator.report()["calls"]
+    for command in ("GenerateRtspStream", "GenerateWebRtcStream"):
+        key = f"executeCommand:{command}"
+        assert calls.get(key, 0) == before.get(key, 0), command
+    assert calls["executeCommand:ExtendRtspStream"] >= 6
+    assert emulator.report()["availability"]["min"] == 1.0
+    assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
+
+
+async def test_removing_the_entry_removes_its_store(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    await advance(hass, freezer, 30)
+    assert await hass.config_entries.async_unload(setup_integration.entry_id)
+    key = f"{DOMAIN}.{setup_integration.entry_id}"
+    assert key in hass_storage
+    await hass.config_entries.async_remove(setup_integration.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage
 
 
 @pytest.mark.usefixtures("setup_credentials")

@@ -27,6 +27,7 @@ from .core.errors import AuthFailed, TransientError
 from .entity import hub_device_info
 from .redact import install_secret_filter
 from .services import async_setup_services
+from .store import StreamStore
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.CAMERA, Platform.SENSOR]
@@ -106,5 +107,10 @@ async def async_remove_config_entry_device(
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) -> bool:
-    """Unload the entities; the coordinator's shutdown then stops every stream at Google."""
+    """Unload the entities; the coordinator's shutdown saves the live streams."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) -> None:
+    """The entry is deleted: delete its saved streams too (they expire at Google)."""
+    await StreamStore(hass, entry.entry_id).async_remove()

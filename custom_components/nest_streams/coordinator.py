@@ -33,8 +33,6 @@ from .store import SavedState, StreamStore
 _LOGGER = logging.getLogger(__name__)
 
 DEVICE_REFRESH_INTERVAL = timedelta(minutes=15)
-STOP_GRACE = 5.0
-"""Seconds an unload spends stopping streams, paced by the quota (the rest expire by themselves)."""
 
 # A receive-only offer that keeps a WebRTC-only camera's session alive while nobody watches.
 BACKGROUND_OFFER = (
@@ -277,15 +275,16 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         )
 
     async def async_shutdown(self) -> None:
-        """Stop the streams at Google as far as the quota allows; leave no task or timer.
+        """Leave no task or timer; save the live streams for whoever comes next.
 
-        The quota stops at most one stream per 6 s; an unload waits `STOP_GRACE` for them,
-        and the streams not stopped by then expire at Google within 5 minutes.
+        Unloading does not stop the streams at Google: a reload (options, reauth, reconfigure)
+        or a restart takes them over and extends them instead of generating new ones, and
+        without one they expire at Google within 5 minutes.
         """
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
-        await self.scheduler.stop(stop_streams=True, grace=STOP_GRACE)
+        await self.scheduler.stop(stop_streams=False)
         await self._store.async_save(self._state())
         await super().async_shutdown()
 

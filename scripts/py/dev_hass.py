@@ -3,9 +3,10 @@
     python scripts/py/dev_hass.py http://127.0.0.1:8765 -c config --skip-pip
 
 Shipped code has no redirect at all (an HA reviewer would refuse one). This launcher imports the
-integration's constants first, points Google's three hosts at the emulator's URL, then runs
-Home Assistant's own entry point in the same process: the modules that import the constants
-afterwards (api, config flow, application credentials) see the emulator's URLs.
+integration, points Google's three hosts at the emulator's URL in every module of it that holds
+them (importing `const` runs the package's `__init__` first, which binds `API_URL`), then runs
+Home Assistant's own entry point in the same process: the modules imported later (config flow,
+application credentials) take the patched constants.
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ import sys
 
 def redirect(emulator_url: str) -> None:
     """Point the integration's Google URLs at `emulator_url`."""
-    from custom_components.nest_streams import const
+    import custom_components.nest_streams  # noqa: F401 - imported to be patched
 
     base = emulator_url.rstrip("/")
-    const.OAUTH2_AUTHORIZE = f"{base}/partnerconnections/{{project_id}}/auth"  # type: ignore[misc]
-    const.OAUTH2_TOKEN = f"{base}/oauth2/v4/token"  # type: ignore[misc]
-    const.API_URL = f"{base}/v1"  # type: ignore[misc]
+    urls = {
+        "OAUTH2_AUTHORIZE": f"{base}/partnerconnections/{{project_id}}/auth",
+        "OAUTH2_TOKEN": f"{base}/oauth2/v4/token",
+        "API_URL": f"{base}/v1",
+    }
+    for name, module in list(sys.modules.items()):
+        if name.startswith("custom_components.nest_streams"):
+            for constant, url in urls.items():
+                if hasattr(module, constant):
+                    setattr(module, constant, url)
 
 
 def main() -> int:

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 import contextlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 import json
 import os
 from pathlib import Path
@@ -47,9 +48,6 @@ homeassistant:
   unit_system: metric
   country: US
   currency: USD
-http:
-  server_host: 127.0.0.1
-  server_port: {port}
 frontend:
 application_credentials:
 config:
@@ -396,7 +394,9 @@ async def report_start_up(ha: HomeAssistantClient, cameras: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def processes(options: Options) -> AsyncIterator[tuple[str, str]]:
+async def processes(
+    options: Options,
+) -> AsyncIterator[tuple[str, str, asyncio.subprocess.Process]]:
     """Start the emulator and Home Assistant; stop both (SIGINT, then SIGKILL) on exit."""
     emulator_url = f"http://127.0.0.1:{options.emulator_port}"
     ha_url = f"http://127.0.0.1:{options.port}"
@@ -451,7 +451,7 @@ async def processes(options: Options) -> AsyncIterator[tuple[str, str]]:
         stderr=asyncio.subprocess.STDOUT,
     )
     try:
-        yield emulator_url, ha_url
+        yield emulator_url, ha_url, hass
     finally:
         for process in (hass, emulator):
             if process.returncode is None:
@@ -464,12 +464,42 @@ async def processes(options: Options) -> AsyncIterator[tuple[str, str]]:
                 await process.wait()
 
 
+def write_http_settings(options: Options) -> None:
+    """HA's stored HTTP settings (what its UI saves): loopback, our port, confirmed.
+
+    No `http:` block in configuration.yaml: HA migrates one into an unconfirmed "pending"
+    setting, reverts it (and exits) after 5 minutes unless a person confirms it, and raises a
+    deprecation repair. Settings stored as confirmed need neither.
+    """
+    from homeassistant.components.http.config import HTTP_STORAGE_SCHEMA
+
+    stable = {
+        **HTTP_STORAGE_SCHEMA({"server_host": ["127.0.0.1"], "server_port": options.port}),
+        "created_at": datetime.now(UTC).isoformat(),
+        "error": None,
+        "error_message": None,
+    }
+    storage = options.config / ".storage"
+    storage.mkdir(exist_ok=True)
+    (storage / "http").write_text(
+        json.dumps(
+            {
+                "version": 2,
+                "minor_version": 2,
+                "key": "http",
+                "data": {"stable": stable, "pending": None, "yaml_migration_done": True},
+            }
+        )
+    )
+
+
 def prepare_config(options: Options) -> None:
     """A fresh config folder with the integration linked in."""
     if options.config.exists() and not options.keep_config:
         shutil.rmtree(options.config)
     options.config.mkdir(parents=True, exist_ok=True)
-    (options.config / "configuration.yaml").write_text(CONFIGURATION.format(port=options.port))
+    (options.config / "configuration.yaml").write_text(CONFIGURATION)
+    write_http_settings(options)
     (options.config / "nest_streams_dashboard.yaml").write_text(
         json.dumps({"title": "Nest Streams", "views": [{"title": "Cameras", "cards": []}]})
     )
@@ -483,7 +513,10 @@ def prepare_config(options: Options) -> None:
 async def run(options: Options, ready: asyncio.Event | None = None) -> None:
     """Bring everything up, print how to log in, then wait until interrupted."""
     prepare_config(options)
-    async with processes(options) as (emulator_url, ha_url), aiohttp.ClientSession() as session:
+    async with (
+        processes(options) as (emulator_url, ha_url, hass),
+        aiohttp.ClientSession() as session,
+    ):
         await wait_http(session, f"{emulator_url}/emulator/metrics", 30)
         say(f"emulator up at {emulator_url}")
         await wait_http(session, f"{ha_url}/api/onboarding", 180)
@@ -504,7 +537,13 @@ async def run(options: Options, ready: asyncio.Event | None = None) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        hass_exit = asyncio.create_task(hass.wait())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({hass_exit, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if hass_exit.done():
+            say(f"Home Assistant exited (code {hass.returncode}); see {options.config}/logs")
+            raise SystemExit(1)
+        hass_exit.cancel()
         say("stopping")
 
 
