@@ -58,6 +58,7 @@ def fixed_camera_tokens() -> Generator[None]:
         yield
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 @pytest.mark.freeze_time("2026-11-27 12:00:00+00:00")
 @pytest.mark.parametrize(
     "platforms", [[Platform.SENSOR], [Platform.BINARY_SENSOR], [Platform.CAMERA]]
@@ -265,8 +266,13 @@ async def test_diagnostics_redact_secrets(
     assert all(url.endswith("auth=**REDACTED**") for url in urls)
     assert diagnostics["capacity"] == 47
     assert diagnostics["queue"]["executed"] >= 4
+    names = [camera["camera"]["name"] for camera in diagnostics["cameras"].values()]
+    assert set(names) == {"**REDACTED**"}
+    assert "Room 01" not in text
+    assert "Camera 01" not in text
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_last_extension_sensor_shows_the_extension_time(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory, setup_integration: MockConfigEntry
 ) -> None:
@@ -282,3 +288,18 @@ async def test_last_extension_sensor_shows_the_extension_time(
     # Extended ahead of the first stream's expiry by about the lead, not later.
     assert timedelta(seconds=10) < expiry - extended < timedelta(seconds=60)
     assert dt_util.utcnow() - extended < timedelta(seconds=300)
+
+
+async def test_diagnostic_sensors_are_disabled_by_default(
+    hass: HomeAssistant, setup_integration: MockConfigEntry, entity_registry: er.EntityRegistry
+) -> None:
+    """Diagnostic counters and timestamps are there but off until the user enables them."""
+    for entity_id in (
+        "sensor.room_01_camera_01_last_extension",
+        "sensor.home_commands_executed",
+        "sensor.home_commands_failed",
+    ):
+        entry = entity_registry.async_get(entity_id)
+        assert entry is not None
+        assert entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        assert hass.states.get(entity_id) is None

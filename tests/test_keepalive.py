@@ -12,6 +12,7 @@ from sdm_emulator import Emulator, default_devices
 from .common import advance, state
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 @pytest.mark.parametrize("devices", [default_devices(12, webrtc=2, battery=1)])
 async def test_many_cameras_kept_alive_for_an_hour(
     hass: HomeAssistant,

@@ -18,6 +18,9 @@ TO_REDACT = {
     "extension_token",
     "session_id",
     "answer_sdp",
+    "name",
+    "room",
+    "title",
 }
 
 

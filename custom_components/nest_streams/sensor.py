@@ -69,6 +69,7 @@ CAMERA_SENSORS: tuple[CameraSensorDescription, ...] = (
         translation_key="last_extension",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda status: _timestamp(status.last_extension),
     ),
 )
@@ -112,6 +113,7 @@ HUB_SENSORS: tuple[HubSensorDescription, ...] = (
         translation_key="commands_executed",
         state_class=SensorStateClass.TOTAL_INCREASING,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda stats: stats.executed,
     ),
     HubSensorDescription(
@@ -119,6 +121,7 @@ HUB_SENSORS: tuple[HubSensorDescription, ...] = (
         translation_key="commands_failed",
         state_class=SensorStateClass.TOTAL_INCREASING,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda stats: stats.failed,
     ),
 )
