@@ -324,3 +324,19 @@ def test_command_failure_counts_against_the_camera() -> None:
     assert status.state is StreamState.FAILED
     assert status.consecutive_failures == 1
     assert status.next_action_at == pytest.approx(EPOCH + 10, abs=0.1)
+
+
+def test_trouble_is_logged_once_and_recovery_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Five different errors in a row: one warning; then one line when the stream is back."""
+    errors = [TransientError(f"HTTP 50{i}") for i in range(5)]
+    virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "generate", *errors),
+            [(700, None)],
+            config=Settings(qpm=60, max_failures=10),
+        )
+    )
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in warnings] == ["a: stream command failed: HTTP 500"]
+    assert sum("stream recovered" in r.getMessage() for r in caplog.records) == 1

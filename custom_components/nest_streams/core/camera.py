@@ -260,8 +260,11 @@ class CameraStream:
     def _failure(self, err: StreamError) -> None:
         now, mono = self._clock.now(), self._clock.monotonic()
         self._failures += 1
-        if self._last_error != str(err):
+        if self._failures == 1:
+            # Logged once when the camera's stream is in trouble, once when it recovers.
             _LOGGER.warning("%s: stream command failed: %s", self.camera.name, err)
+        else:
+            _LOGGER.debug("%s: failed again (%d): %s", self.camera.name, self._failures, err)
         self._last_error = str(err)
         if self._failures >= self.settings.max_failures:
             self._retry_at = mono + self.settings.degraded_retry
