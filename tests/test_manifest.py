@@ -67,8 +67,15 @@ def test_hacs_json() -> None:
         "hacs",
         "persistent_directory",
     }
-    for required in ("README.md", "info.md"):
+    for required in ("README.md", "info.md", "LICENSE"):
         assert (ROOT / required).is_file()
+    assert "Apache License" in (ROOT / "LICENSE").read_text()
+    # One minimum-HA statement everywhere: hacs.json's version is the one the docs name.
+    minimum = hacs["homeassistant"]
+    for doc in ("README.md", "info.md"):
+        text = (ROOT / doc).read_text()
+        assert f"Home Assistant {minimum} or newer" in text, doc
+        assert text.count("or newer") == 1, doc
 
 
 def test_brand_icon_is_square_png() -> None:

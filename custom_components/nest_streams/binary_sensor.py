@@ -51,9 +51,3 @@ class DegradedSensor(CameraStreamEntity, BinarySensorEntity):
         """Whether the stream is degraded."""
         status = self.status
         return None if status is None else status.state is StreamState.DEGRADED
-
-    @property
-    def extra_state_attributes(self) -> dict[str, str | None]:
-        """The last error, so automations can say why."""
-        status = self.status
-        return {"last_error": status.last_error if status else None}

@@ -65,6 +65,12 @@ CAMERA_SENSORS: tuple[CameraSensorDescription, ...] = (
         value_fn=lambda status: status.consecutive_failures,
     ),
     CameraSensorDescription(
+        key="last_error",
+        translation_key="last_error",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda status: None if status.last_error is None else status.last_error[:255],
+    ),
+    CameraSensorDescription(
         key="last_extension",
         translation_key="last_extension",
         device_class=SensorDeviceClass.TIMESTAMP,
