@@ -124,7 +124,7 @@ def _append(path: Path, line: str) -> None:
         output.write(line + "\n")
 
 
-def _next_timer(hass: HomeAssistant) -> float | None:
+def next_timer(hass: HomeAssistant) -> float | None:
     """Seconds until the loop's next timer (CPython's scheduled heap), if any."""
     now = hass.loop.time()
     pending = [
@@ -182,7 +182,7 @@ async def test_run(
                 viewers[entity_id] = task
         # Jump to the next due timer (at most STEP, at least 10 ms): timers fire on time, so
         # a 6.06 s pacing stays 6.06 s instead of being rounded up to the step.
-        step = min(STEP, next_view - elapsed, _next_timer(hass) or STEP)
+        step = min(STEP, next_view - elapsed, next_timer(hass) or STEP)
         step = max(step, 0.01)
         freezer.tick(step)
         async_fire_time_changed(hass)

@@ -182,6 +182,12 @@ async def test_an_empty_device_list_removes_nothing(
     assert emulator.report()["calls"]["executeCommand:GenerateRtspStream"] == generations
     assert emulator.report()["calls"].get("executeCommand:StopRtspStream", 0) == 0
     assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
+    # The streams are still extended afterwards (the adapter kept its devices).
+    extensions = emulator.report()["calls"]["executeCommand:ExtendRtspStream"]
+    await advance(hass, freezer, 600)
+    assert emulator.report()["calls"]["executeCommand:ExtendRtspStream"] >= extensions + 6
+    assert emulator.report()["calls"]["executeCommand:GenerateRtspStream"] == generations
+    assert emulator.report()["availability"]["min"] == 1.0
 
 
 async def test_a_failed_re_read_keeps_entities_available(

@@ -181,7 +181,9 @@ class SdmClient:
     async def async_list_cameras(self) -> list[CameraInfo]:
         """Read the device list; return the cameras (devices without live streams are left out)."""
         devices = await self._call(self._api.async_get_devices())
-        self._devices = {device.name: device for device in devices}
+        # Devices missing from one answer stay usable: whether a camera left the project is
+        # the coordinator's call, and an empty answer must not break running streams.
+        self._devices.update((device.name, device) for device in devices)
         return [info for device in devices if (info := _camera_info(device)) is not None]
 
     async def async_structure_names(self) -> list[str]:

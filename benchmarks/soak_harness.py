@@ -1,0 +1,249 @@
+"""A long soak of nest_streams in Home Assistant with every fault mixed in, under pytest.
+
+Run by `benchmarks/soak.py` in a subprocess with its parameters in SOAK_* environment variables;
+writes one JSON line to SOAK_OUTPUT. HA comes from pytest-homeassistant-custom-component, time is
+frozen and moved by freezer to the next due timer (at most 2 s), so a day passes in minutes; all
+SDM calls and token refreshes go to the in-process emulator.
+
+The fault programme, each repeated over the run (times in virtual hours from the start):
+- per-call faults at SOAK_FAULT_RATE (500, 503, slow answers past the 10 s timeout, malformed
+  answers), from the emulator's seeded injector;
+- a 30 s storm of 429s (every command refused, e.g. another app bursting) every 8 h;
+- an empty device list (200 `{}`) every 3 h and an HTML 500 on the device list every 4 h, read
+  at the next 15-minute re-read;
+- every access token refused (401) while the refresh token stays good, every 6 h;
+- one camera answering 404 for 20 s every 7 h (its stream vanished at Google);
+- an HA restart (unload, then set-up from the saved state) at 40 % of the run and a reload
+  (what an options change does) at 70 %.
+Wall-clock jumps are not in the programme: freezer moves HA's monotonic and wall clocks together
+(the queue's monotonic pacing under a wall-clock jump is tested in tests/core/test_queue.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+import json
+import logging
+import os
+from pathlib import Path
+import time
+from typing import Any
+from unittest.mock import patch
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.application_credentials import (
+    ClientCredential,
+    async_import_client_credential,
+)
+from homeassistant.config_entries import SOURCE_REAUTH
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
+
+import custom_components.nest_streams  # noqa: F401 - imported so it can be patched
+from sdm_emulator import Emulator, EmulatorConfig, FaultConfig, ScriptedFault, default_devices
+from sdm_emulator.faults import Fault
+from sdm_emulator.ha_bridge import register_token_endpoint
+from sdm_emulator.inprocess import InProcessSession
+
+from .versus_core_harness import next_timer
+
+TOKEN_URL = "https://www.googleapis.com/oauth2/v4/token"
+PROJECT_ID = "project-id-1"
+STEP = 2.0
+HOUR = 3600.0
+NOT_FOUND = "rtsp-02"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"SOAK_{name}", default)
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Load custom_components/ (nest_streams)."""
+
+
+@pytest.fixture
+def emulator() -> Emulator:
+    """The emulator: SOAK_CAMERAS cameras, some of them WebRTC (wired and battery)."""
+    cameras = int(_env("CAMERAS", "20"))
+    webrtc, battery = max(0, cameras // 5), max(0, cameras // 10)
+    return Emulator(
+        EmulatorConfig(
+            project_id=PROJECT_ID,
+            devices=default_devices(cameras - webrtc - battery, webrtc=webrtc, battery=battery),
+            faults=FaultConfig.uniform(float(_env("FAULT_RATE", "0.01"))),
+            seed=int(_env("SEED", "1")),
+        )
+    )
+
+
+@pytest.fixture(autouse=True)
+def bridge(emulator: Emulator, aioclient_mock: AiohttpClientMocker) -> Generator[None]:
+    """All SDM calls and token refreshes go to the emulator."""
+    register_token_endpoint(aioclient_mock, emulator, TOKEN_URL)
+    session = InProcessSession(emulator)
+    with patch("custom_components.nest_streams.async_get_clientsession", return_value=session):
+        yield
+
+
+class _Errors(logging.Handler):
+    """Counts records at ERROR and above (unhandled exceptions land there)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(f"{record.name}: {record.getMessage()}"[:300])
+
+
+def _programme(emulator: Emulator, at: float) -> None:
+    """Start the faults due at `at` seconds (called once per step; each fires once)."""
+    faults = emulator.config.faults
+    if _due(at, 8 * HOUR, HOUR):
+        start = emulator.elapsed()
+        faults.scripted.append(ScriptedFault(Fault.QUOTA, start, start + 30))
+    if _due(at, 3 * HOUR, 0.5 * HOUR):
+        faults.empty_device_lists += 1
+    if _due(at, 4 * HOUR, 1.5 * HOUR):
+        faults.failed_device_lists += 1
+    if _due(at, 6 * HOUR, 2 * HOUR):
+        emulator.expire_access_tokens()
+    if _due(at, 7 * HOUR, 2.5 * HOUR):
+        start = emulator.elapsed()
+        faults.scripted.append(ScriptedFault(Fault.NOT_FOUND, start, start + 20, NOT_FOUND))
+
+
+_fired: set[tuple[float, int]] = set()
+
+
+def _due(at: float, period: float, offset: float) -> bool:
+    """True once each time `at` passes offset + k * period."""
+    if at < offset:
+        return False
+    k = int((at - offset) // period)
+    if (period, k) in _fired:
+        return False
+    _fired.add((period, k))
+    return True
+
+
+async def test_soak(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    emulator: Emulator,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """Run SOAK_HOURS of virtual time with the fault programme; write the figures."""
+    hours = float(_env("HOURS", "24"))
+    errors = _Errors()
+    logging.getLogger().addHandler(errors)
+    assert await async_setup_component(hass, "application_credentials", {})
+    await async_import_client_credential(
+        hass, "nest_streams", ClientCredential("client-id", "client-secret"), "imported-cred"
+    )
+    token = {**emulator.issue_tokens(), "expires_at": time.time() + 3599}
+    entry = MockConfigEntry(
+        domain="nest_streams",
+        unique_id=PROJECT_ID,
+        data={"auth_implementation": "imported-cred", "token": token, "project_id": PROJECT_ID},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    entities = {
+        e.entity_id for e in er.async_entries_for_config_entry(entity_registry, entry.entry_id)
+    }
+    cameras = sorted(e for e in entities if e.startswith("camera."))
+    running = sorted(e for e in entities if e.endswith("_stream_state"))
+    unavailable_s = 0.0
+    not_running_s: dict[str, float] = dict.fromkeys(running, 0.0)
+    outages: dict[str, list[list[float]]] = {entity_id: [] for entity_id in running}
+    restarts = {"restart": 0.4 * hours * HOUR, "reload": 0.7 * hours * HOUR}
+    elapsed = 0.0
+    while elapsed < hours * HOUR:
+        _programme(emulator, elapsed)
+        for what, at in list(restarts.items()):
+            if elapsed >= at:
+                del restarts[what]
+                if what == "restart":
+                    assert await hass.config_entries.async_unload(entry.entry_id)
+                    assert await hass.config_entries.async_setup(entry.entry_id)
+                else:
+                    assert await hass.config_entries.async_reload(entry.entry_id)
+        step = max(0.01, min(STEP, next_timer(hass) or STEP))
+        freezer.tick(step)
+        async_fire_time_changed(hass)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        elapsed += step
+        for entity_id in cameras:
+            state = hass.states.get(entity_id)
+            if state is None or state.state == "unavailable":
+                unavailable_s += step
+        for entity_id in running:
+            state = hass.states.get(entity_id)
+            if state is None or state.state != "running":
+                not_running_s[entity_id] += step
+                spans = outages[entity_id]
+                if spans and spans[-1][1] >= elapsed - step - 0.001:
+                    spans[-1][1] = elapsed
+                else:
+                    spans.append([elapsed - step, elapsed])
+    report = emulator.report()
+    coordinator = entry.runtime_data.coordinator
+    held = len(coordinator.scheduler.handles())
+    after = {
+        e.entity_id for e in er.async_entries_for_config_entry(entity_registry, entry.entry_id)
+    }
+    reauths = [
+        flow
+        for flow in hass.config_entries.flow.async_progress()
+        if flow["context"]["source"] == SOURCE_REAUTH
+    ]
+    duration = hours * HOUR
+    # Necessary generations: one per camera, every one of a battery camera (it cannot extend),
+    # and one after each 404 window of NOT_FOUND (its stream is gone at Google).
+    per_device: dict[str, int] = {}
+    for record in emulator.streams.values():
+        device = record.device_id.rsplit("/", 1)[-1]
+        per_device[device] = per_device.get(device, 0) + 1
+    windows = len([f for f in emulator.config.faults.scripted if f.device == NOT_FOUND])
+    generations = sum(per_device.values())
+    beyond = sum(
+        count - 1 - (windows if device == NOT_FOUND else 0)
+        for device, count in per_device.items()
+        if "battery" not in device
+    )
+    result: dict[str, Any] = {
+        "cameras": len(cameras),
+        "hours": hours,
+        "fault_rate": float(_env("FAULT_RATE", "0.01")),
+        "seed": int(_env("SEED", "1")),
+        "unhandled_exceptions": len(errors.messages),
+        "errors": errors.messages[:10],
+        "entities_lost": len(entities - after),
+        "reauth_flows": len(reauths),
+        "generations": generations,
+        "generations_beyond_necessary": beyond,
+        "camera_entity_unavailable_s": round(unavailable_s, 1),
+        "worst_camera_not_running_s": round(max(not_running_s.values()), 1),
+        "worst_camera": (worst := max(not_running_s, key=not_running_s.__getitem__)),
+        "worst_camera_outages_s": [[round(a), round(b)] for a, b in outages[worst][:20]],
+        "worst_camera_client_availability": round(1 - max(not_running_s.values()) / duration, 6),
+        "worst_camera_availability": report["availability"]["min"],
+        "availability": report["availability"]["overall"],
+        "quota_rejections_429": report["quota_rejections"],
+        "orphan_streams_at_google": max(0, report["live_streams"] - held),
+        "faults": report["faults"],
+    }
+    output = Path(_env("OUTPUT", "soak.jsonl"))
+    await hass.async_add_executor_job(output.write_text, json.dumps(result) + "\n")
+    logging.getLogger().removeHandler(errors)
+    assert await hass.config_entries.async_unload(entry.entry_id)
