@@ -1,0 +1,110 @@
+"""Headless compatibility run (scripts/compat): this interpreter's Home Assistant + the emulator.
+
+scripts/develop's own set-up (emulator, HA through the dev launcher, onboarding, application
+credentials, the real OAuth config flow), then: every camera running, no WARNING or ERROR line
+from nest_streams in HA's log, the entry unloads cleanly. Exits non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+import sys
+import tempfile
+import time
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from develop import HomeAssistantClient, Options, run
+
+CAMERAS, WEBRTC, BATTERY = 6, 1, 1
+
+
+def say(message: str) -> None:
+    """Progress."""
+    print(f"[compat] {message}", flush=True)
+
+
+async def check(config: Path, port: int) -> None:
+    """Log, states and unload of the running HA."""
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        ha = HomeAssistantClient(session, base)
+        await ha.onboard()
+        async with session.get(f"{base}/api/states", headers=ha._headers) as response:
+            states = await response.json()
+        streams = {
+            item["entity_id"]: item["state"]
+            for item in states
+            if item["entity_id"].endswith("_stream_state")
+        }
+        say(f"stream states: {sorted(set(streams.values()))} of {len(streams)} cameras")
+        if len(streams) != CAMERAS + WEBRTC + BATTERY or set(streams.values()) != {"running"}:
+            raise SystemExit(f"not every camera runs: {streams}")
+        entries = await ha.ws({"type": "config_entries/get", "domain": "nest_streams"})
+        result = await ha.ws(
+            {
+                "type": "config_entries/disable",
+                "entry_id": entries[0]["entry_id"],
+                "disabled_by": "user",
+            }
+        )
+        say(f"entry disabled (unloaded): {result}")
+        entries = await ha.ws({"type": "config_entries/get", "domain": "nest_streams"})
+        if entries[0]["state"] != "not_loaded":
+            raise SystemExit(f"the entry did not unload: {entries[0]['state']}")
+        await ha.close()
+    log = (config / "logs" / "home-assistant.out").read_text()
+    ours = [
+        line
+        for line in log.splitlines()
+        if "nest_streams" in line
+        and (" WARNING " in line or " ERROR " in line)
+        and "has not been tested by Home Assistant" not in line
+    ]
+    if ours:
+        raise SystemExit("nest_streams logged warnings or errors:\n" + "\n".join(ours))
+    say("no WARNING or ERROR from nest_streams in HA's log")
+
+
+async def main() -> None:
+    """Bring HA and the emulator up, check, stop."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="nest-streams-compat-") as folder:
+        options = Options(
+            cameras=CAMERAS,
+            webrtc=WEBRTC,
+            battery=BATTERY,
+            qpm=60,
+            lifetime=300,
+            port=8125,
+            emulator_port=8767,
+            config=Path(folder) / "config",
+            fault_rate=0.0,
+            failing=[],
+            retry_base=1,
+            max_failures=3,
+            degraded_retry=300,
+            keep_config=False,
+        )
+        ready = asyncio.Event()
+        task = asyncio.create_task(run(options, ready))
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({task, waiter}, timeout=600, return_when="FIRST_COMPLETED")
+        try:
+            if task in done:
+                task.result()
+                raise SystemExit("scripts/develop's set-up ended before every camera ran")
+            if waiter not in done:
+                raise SystemExit("not every camera ran within 10 minutes")
+            await check(options.config, options.port)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    say(f"done in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
