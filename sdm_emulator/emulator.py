@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse
 
 from .clock import Clock, SystemClock
 from .config import DeviceKind, DeviceSpec, EmulatorConfig
-from .faults import Fault, FaultInjector
+from .faults import Fault, FaultInjector, ScriptedFault
 from .metrics import Metrics, StreamRecord
 from .quota import SlidingWindow
 
@@ -196,6 +196,16 @@ class Emulator:
             for key in ("empty_device_lists", "failed_device_lists"):
                 if key in change:
                     setattr(faults, key, int(change[key]))
+            # One-off events: refuse every access token (the refresh tokens stay good), revoke
+            # everything, or refuse every command with 429 for some seconds from now.
+            if change.get("expire_access_tokens"):
+                self.expire_access_tokens()
+            if change.get("revoke"):
+                self.revoke()
+            if "quota_storm_seconds" in change:
+                start = self.elapsed()
+                storm = float(change["quota_storm_seconds"])
+                faults.scripted.append(ScriptedFault(Fault.QUOTA, start, start + storm))
         except (ValueError, TypeError, AttributeError) as err:
             return Reply.error(400, "INVALID_ARGUMENT", f"Bad fault change: {err}")
         return Reply.json(200, {"faults": repr(faults)})

@@ -314,6 +314,37 @@ async def test_fault_control_endpoint(caller: Caller) -> None:
     assert status == 400
 
 
+async def test_runtime_fault_events(caller: Caller) -> None:
+    """Device-list faults, refused access tokens and a quota storm, injected at run time."""
+    status, _ = await caller.call(
+        "POST",
+        "/emulator/faults",
+        {"empty_device_lists": 1, "failed_device_lists": 1},
+    )
+    assert status == 200
+    status, body = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices")
+    assert (status, body) == (500, b"<html><body>Server Error</body></html>")
+    status, body = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices")
+    assert (status, body) == (200, {})
+    status, body = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices")
+    assert status == 200
+    assert body["devices"]
+    await caller.call("POST", "/emulator/faults", {"quota_storm_seconds": 30})
+    status, _ = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert status == 429
+    caller.emulator.config.faults.scripted.clear()
+    await caller.call("POST", "/emulator/faults", {"expire_access_tokens": True})
+    status, _ = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices")
+    assert status == 401
+    await caller.call("POST", "/emulator/faults", {"revoke": True})
+    status, body = await caller.call(
+        "POST",
+        "/oauth2/v4/token",
+        raw=b"grant_type=refresh_token&refresh_token=x",
+    )
+    assert status == 400
+
+
 async def test_metrics_and_availability(caller: Caller, clock: ManualClock) -> None:
     _, body = await caller.command("rtsp-01", "GenerateRtspStream")
     token = body["results"]["streamExtensionToken"]
