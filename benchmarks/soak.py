@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
-import subprocess
-import sys
-import tempfile
 import time
 
+from .pytest_run import run_harness
+
 HARNESS = Path(__file__).with_name("soak_harness.py")
-ROOT = HARNESS.parent.parent
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,31 +29,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-rate", type=float, default=0.01, help="per-call fault rate")
     parser.add_argument("--seed", type=int, default=1, help="fault injection seed")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
-        output = Path(folder) / "soak.jsonl"
-        environment = {
-            **os.environ,
-            "SOAK_CAMERAS": str(args.cameras),
-            "SOAK_HOURS": str(args.hours),
-            "SOAK_FAULT_RATE": str(args.fault_rate),
-            "SOAK_SEED": str(args.seed),
-            "SOAK_OUTPUT": str(output),
-        }
-        started = time.perf_counter()
-        completed = subprocess.run(
-            [sys.executable, "-m", "pytest", str(HARNESS), "-q", "-p", "no:logging", "-x"],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=False,
+    started = time.perf_counter()
+    try:
+        result = run_harness(
+            HARNESS,
+            "SOAK",
+            {
+                "cameras": args.cameras,
+                "hours": args.hours,
+                "fault_rate": args.fault_rate,
+                "seed": args.seed,
+            },
         )
-        if completed.returncode != 0 or not output.exists():
-            tail = "\n".join(completed.stdout.splitlines()[-40:])
-            raise SystemExit(f"the soak failed:\n{tail}")
-        result = json.loads(output.read_text().splitlines()[-1])
-        result["wall_seconds"] = round(time.perf_counter() - started, 1)
-        print(json.dumps(result))
+    except RuntimeError as err:
+        raise SystemExit(f"the soak failed: {err}") from err
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
-import subprocess
-import sys
-import tempfile
 from typing import Any
+
+from .pytest_run import run_harness
 
 HARNESS = Path(__file__).with_name("versus_core_harness.py")
 ROOT = HARNESS.parent.parent
@@ -29,30 +27,18 @@ TARGET = 0.999
 
 def run_one(system: str, cameras: int, args: argparse.Namespace) -> dict[str, Any]:
     """One system with `cameras` cameras; its figures."""
-    with tempfile.TemporaryDirectory() as folder:
-        output = Path(folder) / "result.jsonl"
-        environment = {
-            **os.environ,
-            "VERSUS_SYSTEM": system,
-            "VERSUS_CAMERAS": str(cameras),
-            "VERSUS_HOURS": str(args.hours),
-            "VERSUS_QPM": str(args.qpm),
-            "VERSUS_FAULT_RATE": str(args.fault_rate),
-            "VERSUS_SEED": str(args.seed),
-            "VERSUS_OUTPUT": str(output),
-        }
-        completed = subprocess.run(
-            [sys.executable, "-m", "pytest", str(HARNESS), "-q", "-p", "no:logging", "-x"],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if completed.returncode != 0 or not output.exists():
-            tail = "\n".join(completed.stdout.splitlines()[-30:])
-            raise RuntimeError(f"{system} with {cameras} cameras failed:\n{tail}")
-        return dict(json.loads(output.read_text().splitlines()[-1]))
+    return run_harness(
+        HARNESS,
+        "VERSUS",
+        {
+            "system": system,
+            "cameras": cameras,
+            "hours": args.hours,
+            "qpm": args.qpm,
+            "fault_rate": args.fault_rate,
+            "seed": args.seed,
+        },
+    )
 
 
 def holds(result: dict[str, Any]) -> bool:

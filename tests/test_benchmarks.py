@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import capacity
+from benchmarks import capacity, soak
 
 
 def test_capacity_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -28,3 +28,17 @@ def test_find_max_searches_camera_counts(capsys: pytest.CaptureFixture[str]) -> 
     # 1 command per minute holds (300 - 15) / 60.6 = 4 cameras.
     assert result["find_max"] == 4
     assert result["at_max"]["cameras"] == 4
+
+
+def test_soak_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    """A short soak (HA in a subprocess): the figures are there and nothing broke."""
+    soak.main(["--cameras", "5", "--hours", "0.6", "--fault-rate", "0"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["cameras"] == 5
+    assert result["unhandled_exceptions"] == 0
+    assert result["entities_lost"] == 0
+    assert result["reauth_flows"] == 0
+    assert result["camera_entity_unavailable_s"] == 0
+    assert result["orphan_streams_at_google"] == 0
+    # The empty device list at 0.5 h was read and cost nothing.
+    assert result["generations_beyond_necessary"] == 0
