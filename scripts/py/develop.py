@@ -322,6 +322,8 @@ async def write_dashboard(ha: HomeAssistantClient, options: Options) -> int:
     for entity in registry:
         if entity["platform"] != "nest_streams" or not entity["device_id"]:
             continue
+        if entity.get("disabled_by"):  # diagnostic entities that are off by default
+            continue
         key = entity["unique_id"].rsplit("-", 1)[-1] if "/devices/" in entity["unique_id"] else ""
         by_device[entity["device_id"]][key or entity["entity_id"]] = entity["entity_id"]
     hub_entities: list[str] = []
