@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import (
@@ -294,3 +295,29 @@ async def test_a_battery_camera_is_remembered_across_restarts(
     assert emulator.report()["calls"]["executeCommand:ExtendWebRtcStream"] == 1
     status = setup_integration.runtime_data.coordinator.data.statuses[battery]
     assert not status.can_extend
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_an_empty_list_at_a_restart_is_retried(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    config_entry: MockConfigEntry,
+    emulator: Emulator,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """Cameras known from before and an empty first list: not ready, retried, then loaded."""
+    config_entry.add_to_hass(hass)
+    device_registry.async_get_or_create(
+        config_entry_id=config_entry.entry_id,
+        identifiers={(DOMAIN, f"enterprises/{emulator.project_id}/devices/rtsp-01")},
+        name="Camera 01",
+    )
+    emulator.config.faults.empty_device_lists = 1
+    assert not await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+    await advance(hass, freezer, 30)
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert len(config_entry.runtime_data.coordinator.cameras) == 4
+    assert device_registry.async_get_device_by_identifier(
+        (DOMAIN, f"enterprises/{emulator.project_id}/devices/rtsp-01"), config_entry.entry_id
+    )

@@ -97,6 +97,8 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self._list_error: str | None = None
         self._empty_list_logged = False
         self._stale_checked = False
+        self._listed_once = False
+        """Whether a device list was taken (failures before that fail the set-up)."""
 
     @property
     def cameras(self) -> dict[str, CameraInfo]:
@@ -152,14 +154,14 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         try:
             cameras = await self.client.async_list_cameras()
         except AuthFailed as err:
-            if self.data is None:
+            if not self._listed_once:
                 raise ConfigEntryAuthFailed(
                     translation_domain=DOMAIN, translation_key="auth_failed"
                 ) from err
             self._list_failed(err)
             return self.data
         except StreamError as err:
-            if self.data is None:
+            if not self._listed_once:
                 raise ConfigEntryNotReady(
                     translation_domain=DOMAIN,
                     translation_key="device_list_failed",
@@ -167,11 +169,29 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
                 ) from err
             self._list_failed(err)
             return self.data
+        if not self._listed_once and not cameras and self._registered_cameras():
+            # Set-up (a restart): an empty list now would start without the cameras that
+            # were here before and let their saved streams lapse. Try again shortly.
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN, translation_key="no_cameras_listed"
+            )
         if self._list_error is not None:
             _LOGGER.info("The device list can be read again")
             self._list_error = None
         self._apply_device_list(cameras)
+        self._listed_once = True
         return self._snapshot()
+
+    def _registered_cameras(self) -> bool:
+        """Whether the device registry holds camera devices of this entry (from earlier runs)."""
+        devices = dr.async_entries_for_config_entry(
+            dr.async_get(self.hass), self.config_entry.entry_id
+        )
+        return any(
+            domain == DOMAIN and key != self.project_id
+            for device in devices
+            for domain, key in device.identifiers
+        )
 
     def _list_failed(self, err: StreamError) -> None:
         """Log a failed re-read once (until a read succeeds); the streams go on."""
