@@ -50,6 +50,8 @@ class FakeClient:
     def __init__(self, clock: LoopClock) -> None:
         self.clock = clock
         self.calls: list[Call] = []
+        self.offers: list[tuple[str, str | None]] = []
+        """(device, offer) of every generation."""
         self.outcomes: defaultdict[tuple[str, str], deque[Any]] = defaultdict(deque)
         self._serial = 0
 
@@ -79,6 +81,7 @@ class FakeClient:
         )
 
     async def generate(self, camera: CameraInfo, offer_sdp: str | None = None) -> StreamHandle:
+        self.offers.append((camera.name, offer_sdp))
         await self._run("generate", camera)
         return self._handle(camera)
 

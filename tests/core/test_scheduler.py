@@ -12,7 +12,7 @@ from custom_components.nest_streams.core.models import StreamState
 from custom_components.nest_streams.core.scheduler import OVER_CAPACITY
 from custom_components.nest_streams.core.settings import Settings
 
-from .common import FakeClient, clock, make_scheduler, rtsp, virtual, webrtc
+from .common import OFFER, FakeClient, clock, make_scheduler, rtsp, virtual, webrtc
 
 
 def test_capacity() -> None:
@@ -188,3 +188,29 @@ def test_viewers_count_against_the_quota() -> None:
     assert "2 cameras and 1 viewers" in refused
     assert generations == 2  # the refused viewer cost no command
     assert reopened
+
+
+def test_a_viewer_goes_ahead_of_background_work_with_its_own_offer() -> None:
+    """The viewer's session is generated next, with the viewer's offer; background sessions
+    of WebRTC cameras use the background offer."""
+
+    async def main() -> tuple[list[str], list[tuple[str, str | None]]]:
+        clk = clock()
+        client = FakeClient(clk)
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([*(rtsp(f"c{i}") for i in range(6)), webrtc("w")])
+        await asyncio.sleep(0.5)
+        await scheduler.open_viewer("enterprises/p/devices/w", "viewer-offer")
+        order = [call.device for call in client.calls if call.op == "generate"]
+        await asyncio.sleep(60)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return order, client.offers
+
+    order, offers = virtual(main())
+    assert order == ["c0", "w"]  # the first slot was taken; the viewer had the next one
+    assert ("w", "viewer-offer") in offers
+    assert ("w", OFFER) in offers
+    assert {offer for device, offer in offers if device.startswith("c")} == {OFFER}
