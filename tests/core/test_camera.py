@@ -340,3 +340,27 @@ def test_trouble_is_logged_once_and_recovery_once(caplog: pytest.LogCaptureFixtu
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert [r.getMessage() for r in warnings] == ["a: stream command failed: HTTP 500"]
     assert sum("stream recovered" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_replacement_goes_ahead_of_new_cameras() -> None:
+    """A refused extension's replacement is urgent: it runs before queued first generations."""
+
+    async def main() -> list[str]:
+        clk = clock()
+        client = FakeClient(clk)
+        client.script("a", "extend", StreamGone("expired"))
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        cams = [rtsp("a")]
+        scheduler.set_cameras(cams)
+        await asyncio.sleep(270)  # a's extension falls due around 280 s
+        scheduler.set_cameras([*cams, *(rtsp(f"n{i}") for i in range(6))])
+        await asyncio.sleep(60)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return [c.device for c in client.calls if c.at > 1]
+
+    order = virtual(main())
+    refused = order.index("a")  # the refused extension
+    assert order[refused + 1] == "a"  # its replacement, before the queued new cameras
