@@ -19,6 +19,7 @@ from homeassistant.helpers import (
     area_registry as ar,
     device_registry as dr,
     entity_registry as er,
+    label_registry as lr,
 )
 from homeassistant.util import dt as dt_util
 import pytest
@@ -205,9 +206,11 @@ async def test_service_targets_devices_and_areas(
     setup_integration: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
     area_registry: ar.AreaRegistry,
+    label_registry: lr.LabelRegistry,
+    entity_registry: er.EntityRegistry,
     emulator: Emulator,
 ) -> None:
-    """The actions are entity services: device and area targets reach the cameras on them."""
+    """The actions are entity services: device, area and label targets reach the cameras."""
     await advance(hass, freezer, 30)
     device = device_registry.async_get_device_by_identifier(
         (DOMAIN, f"enterprises/{emulator.project_id}/devices/rtsp-01"),
@@ -238,6 +241,15 @@ async def test_service_targets_devices_and_areas(
     for name in ("room_01_camera_01", "room_02_camera_02", "room_03_camera_03"):
         assert state(hass, f"sensor.{name}_stream_state") == "running"
     assert emulator.report()["calls"]["executeCommand:StopRtspStream"] == 3
+    # A label on a camera entity is a target too.
+    label = label_registry.async_create("Driveway")
+    entity_registry.async_update_entity("camera.room_03_camera_03", labels={label.label_id})
+    await hass.services.async_call(
+        DOMAIN, "stop_stream", {"label_id": label.label_id}, blocking=True
+    )
+    await advance(hass, freezer, 10)
+    assert state(hass, "sensor.room_03_camera_03_stream_state") == "stopped"
+    assert state(hass, "sensor.room_02_camera_02_stream_state") == "running"
 
 
 async def test_service_ignores_an_entity_of_another_kind(
