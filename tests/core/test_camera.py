@@ -299,17 +299,20 @@ def test_restored_stream_is_extended_not_regenerated() -> None:
         )
 
     restored = {"enterprises/p/devices/a": virtual(handle())}
-    expired = {"enterprises/p/devices/b": StreamHandle(StreamProtocol.RTSP, EPOCH + 5)}
+    # b has 5 s left (less than the lead): still extended, at once; c is as good as gone.
+    nearly = {"enterprises/p/devices/b": StreamHandle(StreamProtocol.RTSP, EPOCH + 5)}
+    expired = {"enterprises/p/devices/c": StreamHandle(StreamProtocol.RTSP, EPOCH + 0.5)}
     client, _, (status,) = virtual(
         _scenario(
-            [rtsp("a"), rtsp("b")],
+            [rtsp("a"), rtsp("b"), rtsp("c")],
             lambda c: None,
             [(200, _status("a"))],
-            restored=restored | expired,
+            restored=restored | nearly | expired,
         )
     )
     assert [op for _, op in client.ops("a")] == ["extend"]
-    assert [op for _, op in client.ops("b")] == ["generate"]
+    assert client.ops("b")[0] == (0.0, "extend")
+    assert [op for _, op in client.ops("c")] == ["generate"]
     assert status.state is StreamState.RUNNING
 
 

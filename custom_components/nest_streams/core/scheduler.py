@@ -8,7 +8,7 @@ import itertools
 import logging
 from typing import Any
 
-from .camera import CameraStream
+from .camera import EXPIRY_GRACE, CameraStream
 from .client import StreamClient
 from .clock import Clock
 from .errors import CommandFailed, OverCapacity
@@ -142,7 +142,7 @@ class StreamScheduler:
                     stream.stop(OVER_CAPACITY if keep_alive(camera) else None)
                 continue
             handle = restored.get(camera.device_id)
-            if handle is not None and handle.expires_at <= now + self.settings.extension_lead:
+            if handle is not None and handle.expires_at <= now + EXPIRY_GRACE:
                 handle = None
             stream = self._new_stream(
                 camera,
