@@ -217,7 +217,7 @@ async def test_run(
         "viewer_errors": viewer_errors,
     }
     _append(Path(_env("OUTPUT", "versus.jsonl")), json.dumps(result))
-    # Unloading waits for paced stops: keep the clock moving until it is done.
+    # Keep the clock moving while the entry unloads (a command may still be in flight).
     unload = asyncio.create_task(hass.config_entries.async_unload(entry.entry_id))
     while not unload.done():
         freezer.tick(STEP)
