@@ -367,3 +367,41 @@ def test_a_replacement_goes_ahead_of_new_cameras() -> None:
     order = virtual(main())
     refused = order.index("a")  # the refused extension
     assert order[refused + 1] == "a"  # its replacement, before the queued new cameras
+
+
+def test_a_failed_extension_of_a_live_stream_stays_running_and_retries_in_time() -> None:
+    """A long back-off is cut to the stream's last chance (half the lead before expiry); the
+    camera shows running meanwhile, since its stream still plays."""
+    settings = Settings(retry_base=120)
+    client, _, after_failure_and_none = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "extend", TransientError("HTTP 503")),
+            [(285, _status("a")), (15, None)],
+            config=settings,
+        )
+    )
+    after_failure = after_failure_and_none[0]
+    extends = [at for at, op in client.ops("a") if op == "extend"]
+    assert len(extends) >= 2
+    assert after_failure.state is StreamState.RUNNING
+    assert after_failure.consecutive_failures == 1
+    # Expiry at 300 s; the retry is due at the last chance, 300 - lead / 2 (lead ≈ 21 s).
+    assert 287 <= extends[1] <= 291
+
+
+def test_restart_clears_the_failures() -> None:
+    failures = [TransientError("HTTP 500")] * 3
+    _client, _, (failing, restarted) = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "generate", *failures),
+            [
+                (40, _status("a")),
+                (0, lambda s: (s.stream("enterprises/p/devices/a").restart(), _status("a")(s))[1]),
+            ],
+        )
+    )
+    assert failing.consecutive_failures == 3
+    assert restarted.consecutive_failures == 0
+    assert restarted.state is StreamState.STARTING
