@@ -390,6 +390,11 @@ def test_a_failed_extension_of_a_live_stream_stays_running_and_retries_in_time()
     assert 287 <= extends[1] <= 291
 
 
+def _restart_then_status(scheduler: StreamScheduler) -> Any:
+    scheduler.stream("enterprises/p/devices/a").restart()
+    return _status("a")(scheduler)
+
+
 def test_restart_clears_the_failures() -> None:
     failures = [TransientError("HTTP 500")] * 3
     _client, _, (failing, restarted) = virtual(
@@ -398,7 +403,7 @@ def test_restart_clears_the_failures() -> None:
             lambda c: c.script("a", "generate", *failures),
             [
                 (40, _status("a")),
-                (0, lambda s: (s.stream("enterprises/p/devices/a").restart(), _status("a")(s))[1]),
+                (0, _restart_then_status),
             ],
         )
     )
