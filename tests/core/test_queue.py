@@ -306,3 +306,27 @@ def test_a_backward_wall_clock_jump_does_not_freeze_the_queue() -> None:
     sent = virtual(main())
     gaps = [round(b - a, 2) for a, b in itertools.pairwise(sent)]
     assert gaps == [6.06, 6.06, 6.06]
+
+
+def test_the_quota_back_off_ends_in_time_for_an_urgent_extension() -> None:
+    """The doubling pause is cut so that an extension is tried once more before it expires."""
+
+    async def main() -> tuple[str, list[float]]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        tries: list[float] = []
+
+        async def extend() -> str:
+            tries.append(round(clk.now() - EPOCH, 2))
+            if len(tries) <= 2:
+                raise QuotaExceeded("429")
+            return "extended"
+
+        future = queue.submit(CommandKind.EXTEND, "a", extend, EPOCH + 30)
+        return await _with_worker(queue, future), tries
+
+    result, tries = virtual(main())
+    assert result == "extended"
+    # 429 at 0 s: pause 12.12 s; 429 at 12.12 s: the doubled pause (24.24 s) would pass the
+    # 30 s expiry, so it is cut to end one interval before it.
+    assert tries == [0.0, 12.12, pytest.approx(23.94, abs=0.05)]
