@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import AsyncIterator, Callable
 import logging
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -11,6 +13,10 @@ from .app import create_app
 from .config import EmulatorConfig, default_devices
 from .emulator import Emulator
 from .faults import Fault, FaultConfig, ScriptedFault
+from .media import Media
+
+if TYPE_CHECKING:
+    from .media.live import LiveMedia
 
 
 def _scripted(value: str) -> ScriptedFault:
@@ -44,7 +50,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--devices-get-qpm", type=int, default=10, help="devices.get per minute")
     add("--devices-list-qpm", type=int, default=5, help="devices.list per minute")
     add("--structures-qpm", type=int, default=5, help="structures.list per minute")
-    add("--rtsp-host", default="127.0.0.1:8554", help="host:port put in RTSP URLs")
+    add("--rtsp-host", default="127.0.0.1:8554", help="host:port in RTSP URLs without media")
+    add(
+        "--media",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve real video: a GStreamer RTSP server and aiortc WebRTC peers (default on)",
+    )
+    add(
+        "--rtsp-mode",
+        choices=("keep", "rotate"),
+        default="keep",
+        help="keep: an open RTSP session survives extensions; rotate: it ends when the token "
+        "it was opened with would have expired (default keep)",
+    )
+    add("--rtsp-port", type=int, default=0, help="the RTSP server's port (default: any free)")
     add("--seed", type=int, default=0, help="seed of the fault injection")
     add("--fault-rate", type=float, default=0.0, help="total per-call fault rate (0..1)")
     add("--rate-500", type=float, help="per-call rate of 500 answers")
@@ -66,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_emulator(args: argparse.Namespace) -> Emulator:
+def build_emulator(args: argparse.Namespace, media: Media | None = None) -> Emulator:
     """An emulator configured from parsed arguments."""
     faults = FaultConfig.uniform(args.fault_rate)
     for name in ("rate_500", "rate_503", "rate_slow", "rate_malformed"):
@@ -97,20 +117,47 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
         faults=faults,
         seed=args.seed,
     )
-    return Emulator(config)
+    return Emulator(config, media=media)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    emulator = build_emulator(args)
+    media = None
+    if args.media:
+        from .media.live import LiveMedia
+
+        media = LiveMedia(args.rtsp_mode, args.rtsp_port)
+    emulator = build_emulator(args, media)
     print(
         f"SDM emulator: project {args.project_id}, {len(emulator.cameras())} cameras, "
         f"http://{args.host}:{args.port}",
         flush=True,
     )
-    web.run_app(create_app(emulator), host=args.host, port=args.port, print=None)
+    app = create_app(emulator)
+    if media is not None:
+        app.cleanup_ctx.append(_media_context(media))
+    web.run_app(app, host=args.host, port=args.port, print=None)
+
+
+def _media_context(
+    media: LiveMedia,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Start the emulator's media with the server, stop it after."""
+
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        from .media.rtsp import RtspMediaError
+
+        try:
+            await media.start()
+        except RtspMediaError as err:
+            raise SystemExit(f"SDM emulator: {err}; --no-media serves no video") from err
+        print(f"SDM emulator: media on, RTSP sessions in {media.rtsp.mode} mode", flush=True)
+        yield
+        await media.close()
+
+    return context
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse
 from .clock import Clock, SystemClock
 from .config import DeviceKind, DeviceSpec, EmulatorConfig
 from .faults import Fault, FaultInjector, ScriptedFault
+from .media import Media
 from .metrics import Metrics, StreamRecord
 from .quota import SlidingWindow
 
@@ -75,9 +76,19 @@ class _Refusal(Exception):
 class Emulator:
     """Google's OAuth and SDM endpoints for one Device Access project."""
 
-    def __init__(self, config: EmulatorConfig | None = None, clock: Clock | None = None) -> None:
-        """Create the emulator; time starts now (on `clock`)."""
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        clock: Clock | None = None,
+        media: Media | None = None,
+    ) -> None:
+        """Create the emulator; time starts now (on `clock`).
+
+        With `media` (real time only), RTSP URLs lead to a real RTSP server and WebRTC offers
+        are answered by real peers; without it, URLs point nowhere and answers only parse.
+        """
         self.config = config or EmulatorConfig()
+        self.media = media
         self.clock = clock or SystemClock()
         self.started = self.clock.now()
         self.devices: dict[str, DeviceSpec] = {d.device_id: d for d in self.config.devices}
@@ -412,7 +423,7 @@ class Emulator:
         if fault is not None and fault is not Fault.SLOW and fault is not Fault.MALFORMED:
             await self._raise_fault(fault, device_id)
         self.metrics.accepted_commands.append(now)
-        reply = self._run_command(device_id, command, params)
+        reply = await self._run_command(device_id, command, params)
         if fault is Fault.SLOW:
             await self._raise_fault(fault, device_id)
         if fault is Fault.MALFORMED and reply.status == 200:
@@ -420,7 +431,7 @@ class Emulator:
             return Reply(200, MALFORMED_BODY)
         return reply
 
-    def _run_command(self, device_id: str, command: str, params: Mapping[str, Any]) -> Reply:
+    async def _run_command(self, device_id: str, command: str, params: Mapping[str, Any]) -> Reply:
         device = self.devices.get(device_id)
         if device is None:
             return Reply.error(404, "NOT_FOUND", f"Device {device_id} not found.")
@@ -428,12 +439,12 @@ class Emulator:
         if not command.startswith(COMMAND_PREFIX) or not device.protocols:
             return Reply.error(400, "INVALID_ARGUMENT", f"Command {command} is not supported.")
         if name == "GenerateRtspStream" and "RTSP" in device.protocols:
-            return self._generate(device, "RTSP", None)
+            return self._generate_rtsp(device)
         if name == "GenerateWebRtcStream" and "WEB_RTC" in device.protocols:
             offer = params.get("offerSdp")
-            if not isinstance(offer, str) or not offer.startswith("v=0"):
-                return Reply.error(400, "INVALID_ARGUMENT", "offerSdp is missing or invalid.")
-            return self._generate(device, "WEB_RTC", offer)
+            if not isinstance(offer, str) or offer_problem(offer) is not None:
+                return Reply.error(400, "INVALID_ARGUMENT", INVALID_OFFER_MESSAGE)
+            return await self._generate_webrtc(device, offer)
         if name == "ExtendRtspStream":
             return self._extend_rtsp(device, str(params.get("streamExtensionToken", "")))
         if name == "ExtendWebRtcStream":
@@ -446,41 +457,58 @@ class Emulator:
             return self._stop(self._by_session.get(session), device)
         return Reply.error(400, "INVALID_ARGUMENT", f"Command {command} is not supported.")
 
-    def _generate(self, device: DeviceSpec, protocol: str, offer: str | None) -> Reply:
+    def _new_record(self, device: DeviceSpec, protocol: str) -> StreamRecord:
         now = self.clock.now()
-        stream_id = secrets.token_hex(8)
         record = StreamRecord(
-            stream_id=stream_id,
+            stream_id=secrets.token_hex(8),
             device_id=device.device_id,
             protocol=protocol,
             started=now,
             expires_at=now + self.config.stream_lifetime,
         )
-        self.streams[stream_id] = record
-        if protocol == "RTSP":
-            self._rotate(record)
+        self.streams[record.stream_id] = record
+        return record
+
+    def _generate_rtsp(self, device: DeviceSpec) -> Reply:
+        record = self._new_record(device, "RTSP")
+        self._rotate(record)
+        if self.media is not None:
+            url = self.media.rtsp_url(record)
+            self.media.rtsp_token(record, device, record.expires_at)
+        else:
             url = (
-                f"rtsps://{self.config.rtsp_host}/sdm_live_stream/{stream_id}"
+                f"rtsps://{self.config.rtsp_host}/sdm_live_stream/{record.stream_id}"
                 f"?auth={record.stream_token}"
             )
-            return Reply.json(
-                200,
-                {
-                    "results": {
-                        "streamUrls": {"rtspUrl": url},
-                        "streamExtensionToken": record.extension_token,
-                        "streamToken": record.stream_token,
-                        "expiresAt": rfc3339(record.expires_at),
-                    }
-                },
-            )
-        record.session_id = secrets.token_urlsafe(16)
-        self._by_session[record.session_id] = stream_id
         return Reply.json(
             200,
             {
                 "results": {
-                    "answerSdp": _answer_sdp(offer or ""),
+                    "streamUrls": {"rtspUrl": url},
+                    "streamExtensionToken": record.extension_token,
+                    "streamToken": record.stream_token,
+                    "expiresAt": rfc3339(record.expires_at),
+                }
+            },
+        )
+
+    async def _generate_webrtc(self, device: DeviceSpec, offer: str) -> Reply:
+        record = self._new_record(device, "WEB_RTC")
+        if self.media is None:
+            answer = _answer_sdp(offer)
+        else:
+            try:
+                answer = await self.media.webrtc_answer(record, device, offer)
+            except ValueError:  # aiortc could not use the offer
+                del self.streams[record.stream_id]
+                return Reply.error(400, "INVALID_ARGUMENT", INVALID_OFFER_MESSAGE)
+        record.session_id = secrets.token_urlsafe(16)
+        self._by_session[record.session_id] = record.stream_id
+        return Reply.json(
+            200,
+            {
+                "results": {
+                    "answerSdp": answer,
                     "mediaSessionId": record.session_id,
                     "expiresAt": rfc3339(record.expires_at),
                 }
@@ -510,6 +538,8 @@ class Emulator:
         record.expires_at = self.clock.now() + self.config.stream_lifetime
         record.extensions += 1
         self._rotate(record)
+        if self.media is not None:
+            self.media.rtsp_token(record, device, record.expires_at)
         return Reply.json(
             200,
             {
@@ -548,6 +578,8 @@ class Emulator:
         # GUESS: stopping a stream that already ended is accepted (idempotent).
         if record.stopped_at is None and record.expires_at > self.clock.now():
             record.stopped_at = self.clock.now()
+            if self.media is not None:
+                self.media.stream_ended(record)
         if record.extension_token:
             self._by_extension_token.pop(record.extension_token, None)
         return Reply.json(200, {})
@@ -577,6 +609,38 @@ class Emulator:
                 1 for s in self.streams.values() if s.stopped_at is None and s.expires_at > until
             ),
         }
+
+
+INVALID_OFFER_MESSAGE = "offerSdp contains an invalid value."
+
+
+def offer_problem(offer: str) -> str | None:
+    """Why Google would refuse `offer`, or None.
+
+    As reported for Google's WebRTC cameras (HA core's nest adds a data channel for this): the
+    offer needs audio and video sections that only receive, an `application` (data channel)
+    section, ICE credentials and a DTLS fingerprint.
+    """
+    if not offer.startswith("v=0"):
+        return "not an SDP offer"
+    sections: list[list[str]] = [[]]
+    for line in offer.replace("\r\n", "\n").split("\n"):
+        if line.startswith("m="):
+            sections.append([])
+        sections[-1].append(line)
+    session, media = sections[0], sections[1:]
+    kinds = {section[0][2:].split(" ", 1)[0]: section for section in media}
+    for kind in ("audio", "video", "application"):
+        if kind not in kinds:
+            return f"no {kind} section"
+    for kind in ("audio", "video"):
+        if "a=recvonly" not in kinds[kind]:
+            return f"the {kind} section is not recvonly"
+    for attribute in ("a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:"):
+        for section in media:
+            if not any(line.startswith(attribute) for line in (*session, *section)):
+                return f"{attribute[2:-1]} missing"
+    return None
 
 
 def _answer_sdp(offer: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
@@ -12,6 +13,9 @@ from pytest_homeassistant_custom_component.common import async_fire_time_changed
 CLIENT_ID = "some-client-id"
 CLIENT_SECRET = "some-client-secret"
 PROJECT_ID = "project-id-1"
+# An offer as HA's frontend makes it in Chromium for a Nest camera: a data channel (HA's
+# `dataSendChannel`), then receive-only audio and video.
+CHROME_OFFER = (Path(__file__).parent / "fixtures" / "chrome_offer.sdp").read_bytes().decode()
 
 
 async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:

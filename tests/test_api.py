@@ -24,7 +24,7 @@ from sdm_emulator.emulator import Reply
 from sdm_emulator.faults import Fault
 from sdm_emulator.inprocess import InProcessResponse, InProcessSession
 
-OFFER = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+from .common import CHROME_OFFER
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ async def test_restored_handle_can_be_extended(client: SdmClient, emulator: Emul
 async def test_webrtc_and_battery(client: SdmClient) -> None:
     cameras = await client.async_list_cameras()
     wired = _camera(cameras, "webrtc-01")
-    session = await client.generate(wired, OFFER)
+    session = await client.generate(wired, CHROME_OFFER)
     assert session.session_id
     assert session.answer_sdp
     extended = await client.extend(wired, session)
@@ -105,7 +105,7 @@ async def test_webrtc_and_battery(client: SdmClient) -> None:
         await client.generate(wired)  # no offer
 
     battery = _camera(cameras, "battery-01")
-    session = await client.generate(battery, OFFER)
+    session = await client.generate(battery, CHROME_OFFER)
     with pytest.raises(StreamGone):
         await client.extend(battery, session)
 

@@ -12,6 +12,7 @@ from sdm_emulator.clock import ManualClock
 from sdm_emulator.faults import Fault
 from sdm_emulator.metrics import Metrics, StreamRecord
 
+from ..common import CHROME_OFFER
 from .common import PROJECT, Caller
 
 
@@ -155,7 +156,7 @@ async def test_extending_an_expired_stream_fails(caller: Caller, clock: ManualCl
 
 
 async def test_webrtc_and_battery(caller: Caller) -> None:
-    offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
+    offer = CHROME_OFFER
     status, body = await caller.command("webrtc-01", "GenerateWebRtcStream", offerSdp=offer)
     assert status == 200
     session = body["results"]["mediaSessionId"]
@@ -170,8 +171,12 @@ async def test_webrtc_and_battery(caller: Caller) -> None:
     status, body = await caller.command("battery-01", "ExtendWebRtcStream", mediaSessionId=session)
     assert (status, body["error"]["status"]) == (400, "FAILED_PRECONDITION")
 
-    status, _ = await caller.command("webrtc-01", "GenerateWebRtcStream", offerSdp="")
-    assert status == 400
+    status, body = await caller.command("webrtc-01", "GenerateWebRtcStream", offerSdp="")
+    assert (status, body["error"]["message"]) == (400, "offerSdp contains an invalid value.")
+    # An offer without a data channel, as HA's frontend sends when not asked for one.
+    no_data = offer.split("m=application")[0]
+    status, body = await caller.command("webrtc-01", "GenerateWebRtcStream", offerSdp=no_data)
+    assert (status, body["error"]["status"]) == (400, "INVALID_ARGUMENT")
     status, _ = await caller.command("webrtc-01", "GenerateRtspStream")
     assert status == 400
 

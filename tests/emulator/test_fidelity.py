@@ -27,12 +27,8 @@ import pytest
 from sdm_emulator import Emulator
 from sdm_emulator.clock import ManualClock
 
+from ..common import CHROME_OFFER as OFFER
 from .common import PROJECT
-
-OFFER = (
-    "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
-    "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=recvonly\r\n"
-)
 
 
 class EmulatorAuth(AbstractAuth):
