@@ -98,7 +98,6 @@ async def simulate(
         settings or Settings(qpm=qpm),
         on_change=observe,
         on_auth_failed=lambda: None,
-        background_offer=OFFER,
     )
     worker = asyncio.create_task(scheduler.run())
     start = clock.now()

@@ -6,7 +6,7 @@ Where Google's behaviour is not documented, the choice made here is marked GUESS
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 import json
 import re
@@ -177,6 +177,8 @@ class Emulator:
             return self._token(form)
         if path == "/emulator/metrics" and method == "GET":
             return Reply.json(200, self.report())
+        if path == "/emulator/streams" and method == "GET":
+            return Reply.json(200, {"streams": [asdict(s) for s in self.streams.values()]})
         if path == "/emulator/faults" and method == "POST":
             return self._set_faults(body)
         if match := _DEVICE_PATH.match(path):
@@ -537,6 +539,7 @@ class Emulator:
         record = self._live(self._by_extension_token.get(token), device, "streamExtensionToken")
         record.expires_at = self.clock.now() + self.config.stream_lifetime
         record.extensions += 1
+        record.extended_at.append(self.clock.now())
         self._rotate(record)
         if self.media is not None:
             self.media.rtsp_token(record, device, record.expires_at)
@@ -561,6 +564,7 @@ class Emulator:
             )
         record.expires_at = self.clock.now() + self.config.stream_lifetime
         record.extensions += 1
+        record.extended_at.append(self.clock.now())
         return Reply.json(
             200,
             {

@@ -25,6 +25,8 @@ class StreamRecord:
     session_id: str = ""
     stopped_at: float | None = None
     extensions: int = 0
+    extended_at: list[float] = field(default_factory=list)
+    """When each extension was accepted."""
 
     def end(self) -> float:
         """When the stream stopped being valid (or will)."""

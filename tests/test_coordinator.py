@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -23,7 +24,7 @@ from custom_components.nest_streams.const import DOMAIN
 from sdm_emulator import Emulator, default_devices
 from sdm_emulator.config import DeviceKind, DeviceSpec
 
-from .common import advance, state
+from .common import CHROME_OFFER, advance, state
 
 
 @pytest.mark.usefixtures("setup_credentials")
@@ -275,6 +276,18 @@ async def test_manual_removal_only_of_cameras_that_left(
         assert (device_registry.async_get(device.id) is None) is removable
 
 
+async def _watch(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    """A viewer watches the battery camera for `seconds`, then leaves."""
+    camera = hass.data["camera"].get_entity("camera.room_02_battery_camera_01")
+    offer = asyncio.create_task(
+        camera.async_handle_async_webrtc_offer(CHROME_OFFER, "viewer", lambda _: None)
+    )
+    await advance(hass, freezer, 10)
+    await offer
+    await advance(hass, freezer, seconds)
+    camera.close_webrtc_session("viewer")
+
+
 @pytest.mark.parametrize("devices", [default_devices(1, battery=1)])
 async def test_a_battery_camera_is_remembered_across_restarts(
     hass: HomeAssistant,
@@ -285,16 +298,19 @@ async def test_a_battery_camera_is_remembered_across_restarts(
 ) -> None:
     """Google's 'not supported' answer is saved: after a reload no extension is wasted."""
     battery = f"enterprises/{emulator.project_id}/devices/battery-01"
-    await advance(hass, freezer, 320)
+    await advance(hass, freezer, 10)
+    assert "executeCommand:GenerateWebRtcStream" not in emulator.report()["calls"]
+    await _watch(hass, freezer, 320)
     assert emulator.report()["calls"]["executeCommand:ExtendWebRtcStream"] == 1
     assert await hass.config_entries.async_unload(setup_integration.entry_id)
     saved = hass_storage[f"{DOMAIN}.{setup_integration.entry_id}"]["data"]
     assert saved["cannot_extend"] == [battery]
     assert await hass.config_entries.async_setup(setup_integration.entry_id)
-    await advance(hass, freezer, 900)
-    assert emulator.report()["calls"]["executeCommand:ExtendWebRtcStream"] == 1
-    status = setup_integration.runtime_data.coordinator.data.statuses[battery]
-    assert not status.can_extend
+    await _watch(hass, freezer, 900)
+    calls = emulator.report()["calls"]
+    assert calls["executeCommand:ExtendWebRtcStream"] == 1
+    assert calls["executeCommand:GenerateWebRtcStream"] >= 5
+    assert setup_integration.runtime_data.coordinator.scheduler.cannot_extend() == {battery}
 
 
 @pytest.mark.usefixtures("setup_credentials")

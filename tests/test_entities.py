@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
-from unittest.mock import MagicMock, patch
+from unittest.mock import AsyncMock, MagicMock, patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.camera import async_get_image, async_get_stream_source
@@ -14,6 +14,7 @@ from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import (
     HomeAssistantError,
+    ServiceValidationError,
 )
 from homeassistant.helpers import (
     area_registry as ar,
@@ -31,13 +32,9 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.nest_streams.const import DOMAIN
-from sdm_emulator import Emulator
+from sdm_emulator import Emulator, default_devices
 
-from .common import advance, state
-
-OFFER = (
-    "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
-)
+from .common import CHROME_OFFER, advance, state
 
 
 @pytest.fixture
@@ -105,9 +102,60 @@ async def test_rtsp_camera_streams_the_current_url(
     assert second != first
     assert stream.source == second
     stream.update_source.assert_not_called()
+    # HA's stream component is not loaded here: the still is the placeholder.
     image = await async_get_image(hass, entity_id)
-    assert image.content_type == "image/png"
-    assert image.content.startswith(b"\x89PNG")
+    assert image.content_type == "image/jpeg"
+    assert image.content.startswith(b"\xff\xd8")
+    camera.stream = None
+
+
+async def test_rtsp_stills_come_from_the_running_stream(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """With HA's stream component, a running camera's still is a frame of its stream (the
+    worker's first key frame is waited for); the placeholder when none comes or none runs."""
+    await advance(hass, freezer, 30)
+    hass.config.components.add("stream")
+    entity_id = "camera.room_01_camera_01"
+    camera = hass.data["camera"].get_entity(entity_id)
+    frame = b"\xff\xd8 a frame"
+    stream = MagicMock(source=await async_get_stream_source(hass, entity_id))
+    stream.async_get_image = AsyncMock(side_effect=[None, frame, frame])
+    with patch.object(camera, "async_create_stream", AsyncMock(return_value=stream)):
+        image = await async_get_image(hass, entity_id)
+    assert image.content == frame
+    assert stream.async_get_image.await_args_list[1].kwargs == {"wait_for_next_keyframe": True}
+    assert (await async_get_image(hass, entity_id)).content == frame
+    # A stopped camera shows the placeholder, not a stale frame.
+    await hass.services.async_call(DOMAIN, "stop_stream", {"entity_id": entity_id}, blocking=True)
+    await advance(hass, freezer, 10)
+    placeholder = await async_get_image(hass, entity_id)
+    assert placeholder.content.startswith(b"\xff\xd8\xff")
+    assert placeholder.content != frame
+    assert stream.async_get_image.await_count == 3
+    camera.stream = None
+
+
+async def test_a_rotated_token_can_restart_the_worker(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+) -> None:
+    """The other strategy (HA core's): every new token restarts the worker."""
+    await advance(hass, freezer, 30)
+    entity_id = "camera.room_01_camera_01"
+    camera = hass.data["camera"].get_entity(entity_id)
+    first = await async_get_stream_source(hass, entity_id)
+    stream = MagicMock(source=first)
+    stream.update_source.side_effect = lambda url: setattr(stream, "source", url)
+    camera.stream = stream
+    with patch.object(type(camera), "restart_on_new_token", True):
+        await advance(hass, freezer, 300)
+    second = await async_get_stream_source(hass, entity_id)
+    stream.update_source.assert_called_once_with(second)
     camera.stream = None
 
 
@@ -124,20 +172,41 @@ async def test_webrtc_camera_answers_offers_through_the_queue(
     # The offer waits for a queue slot: let time run while it waits (an untracked task, which
     # async_block_till_done does not wait for).
     offer = asyncio.create_task(
-        camera.async_handle_async_webrtc_offer(OFFER, "viewer-1", messages.append)
+        camera.async_handle_async_webrtc_offer(CHROME_OFFER, "viewer-1", messages.append)
     )
     await advance(hass, freezer, 10)
     await offer
     assert messages
     assert messages[0].answer.startswith("v=0")
     await camera.async_on_webrtc_candidate("viewer-1", MagicMock())
-    await advance(hass, freezer, 300)
+    await advance(hass, freezer, 600)
     assert emulator.report()["calls"]["executeCommand:ExtendWebRtcStream"] >= 2
     live = emulator.report()["live_streams"]
     camera.close_webrtc_session("viewer-1")
     await advance(hass, freezer, 10)
     assert emulator.report()["live_streams"] == live - 1
     assert emulator.report()["calls"]["executeCommand:StopWebRtcStream"] == 1
+
+
+async def test_webrtc_camera_is_on_demand(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """No session while nobody watches; the actions say why; the frontend is asked for the
+    data channel Google requires."""
+    await advance(hass, freezer, 600)
+    assert state(hass, "sensor.room_04_webrtc_camera_01_stream_state") == "on_demand"
+    assert "executeCommand:GenerateWebRtcStream" not in emulator.report()["calls"]
+    for action in ("start_stream", "stop_stream", "restart_stream"):
+        with pytest.raises(ServiceValidationError) as raised:
+            await hass.services.async_call(
+                DOMAIN, action, {"entity_id": "camera.room_04_webrtc_camera_01"}, blocking=True
+            )
+        assert raised.value.translation_key == "on_demand"
+    camera = hass.data["camera"].get_entity("camera.room_04_webrtc_camera_01")
+    assert camera.async_get_webrtc_client_configuration().data_channel == "dataSendChannel"
 
 
 async def test_webrtc_offer_refused(
@@ -150,26 +219,27 @@ async def test_webrtc_offer_refused(
     camera = hass.data["camera"].get_entity("camera.room_04_webrtc_camera_01")
     emulator.config.faults.failing_devices = {"webrtc-01"}
     offer = asyncio.create_task(
-        camera.async_handle_async_webrtc_offer(OFFER, "viewer-2", lambda _: None)
+        camera.async_handle_async_webrtc_offer(CHROME_OFFER, "viewer-2", lambda _: None)
     )
     await advance(hass, freezer, 10)
     with pytest.raises(HomeAssistantError):
         await offer
 
 
-@pytest.mark.parametrize("options", [{"qpm": 1}])
+@pytest.mark.parametrize(("options", "devices"), [({"qpm": 1}, default_devices(4, webrtc=1))])
 async def test_webrtc_viewer_of_a_full_project_is_refused(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     setup_integration: MockConfigEntry,
     emulator: Emulator,
 ) -> None:
-    """At 1 command per minute 4 streams fit and 4 cameras run: a viewer gets a clear error."""
+    """At 1 command per minute 4 streams fit and 4 RTSP cameras run: a viewer gets a clear
+    error."""
     await advance(hass, freezer, 30)
-    camera = hass.data["camera"].get_entity("camera.room_04_webrtc_camera_01")
+    camera = hass.data["camera"].get_entity("camera.room_05_webrtc_camera_01")
     generations = emulator.report()["calls"].get("executeCommand:GenerateWebRtcStream", 0)
     with pytest.raises(HomeAssistantError) as raised:
-        await camera.async_handle_async_webrtc_offer(OFFER, "viewer-3", lambda _: None)
+        await camera.async_handle_async_webrtc_offer(CHROME_OFFER, "viewer-3", lambda _: None)
     assert raised.value.translation_key == "webrtc_over_capacity"
     await advance(hass, freezer, 30)
     calls = emulator.report()["calls"]
@@ -233,7 +303,7 @@ async def test_service_targets_devices_and_areas(
     await advance(hass, freezer, 20)
     assert state(hass, "sensor.room_02_camera_02_stream_state") == "stopped"
     assert state(hass, "sensor.room_03_camera_03_stream_state") == "stopped"
-    assert state(hass, "sensor.room_04_webrtc_camera_01_stream_state") == "running"
+    assert state(hass, "sensor.room_04_webrtc_camera_01_stream_state") == "on_demand"
     await hass.services.async_call(
         DOMAIN, "start_stream", {"area_id": area.id, "device_id": device.id}, blocking=True
     )
@@ -287,7 +357,7 @@ async def test_diagnostics_redact_secrets(
     assert urls
     assert all(url.endswith("auth=**REDACTED**") for url in urls)
     assert diagnostics["capacity"] == 47
-    assert diagnostics["queue"]["executed"] >= 4
+    assert diagnostics["queue"]["executed"] >= 3  # the RTSP cameras (WebRTC: on demand)
     names = [camera["camera"]["name"] for camera in diagnostics["cameras"].values()]
     assert set(names) == {"**REDACTED**"}
     assert "Room 01" not in text

@@ -33,12 +33,12 @@ async def test_setup_and_unload(
     devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
     assert len(devices) == 5  # 4 cameras + the hub
     await advance(hass, freezer, 30)
-    assert emulator.report()["live_streams"] == 4
+    assert emulator.report()["live_streams"] == 3  # the RTSP cameras; WebRTC is on demand
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert entry.state is ConfigEntryState.NOT_LOADED
-    assert len(hass_storage[f"{DOMAIN}.{entry.entry_id}"]["data"]["streams"]) == 4
+    assert len(hass_storage[f"{DOMAIN}.{entry.entry_id}"]["data"]["streams"]) == 3
     # Nothing was stopped: the streams are left to a reload or expire at Google.
-    assert emulator.report()["live_streams"] == 4
+    assert emulator.report()["live_streams"] == 3
     await advance(hass, freezer, 310)
     assert emulator.report()["live_streams"] == 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from pathlib import Path
@@ -9,7 +11,11 @@ from typing import override
 
 from homeassistant.components.camera import Camera
 from homeassistant.components.camera.const import CameraEntityFeature
-from homeassistant.components.camera.webrtc import WebRTCAnswer, WebRTCSendMessage
+from homeassistant.components.camera.webrtc import (
+    WebRTCAnswer,
+    WebRTCClientConfiguration,
+    WebRTCSendMessage,
+)
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -24,7 +30,9 @@ from .entity import CameraStreamEntity, setup_camera_entities
 _LOGGER = logging.getLogger(__name__)
 
 PARALLEL_UPDATES = 0
-PLACEHOLDER = Path(__file__).parent / "brand" / "icon.png"
+PLACEHOLDER = Path(__file__).parent / "placeholder.jpg"
+STILL_TIMEOUT = 6.0
+"""Seconds a still waits for the stream's next key frame before the placeholder is used."""
 
 
 @functools.cache
@@ -60,8 +68,8 @@ class NestStreamsCamera(CameraStreamEntity, Camera):
         """Create the entity."""
         super().__init__(coordinator, device_id, "camera")
         Camera.__init__(self)
-        # The placeholder still image is a PNG (SDM offers no snapshots of live cameras).
-        self.content_type = "image/png"
+        # Stills are JPEG: frames of the running stream, else the placeholder.
+        self.content_type = "image/jpeg"
 
     @property
     def is_streaming(self) -> bool:
@@ -97,12 +105,20 @@ class NestStreamsCamera(CameraStreamEntity, Camera):
     async def async_camera_image(
         self, width: int | None = None, height: int | None = None
     ) -> bytes | None:
-        """A placeholder image: the SDM API has no still images of live cameras."""
+        """The placeholder (the SDM API has no still images of live cameras)."""
         return await self.hass.async_add_executor_job(_placeholder)
 
 
 class RtspCamera(NestStreamsCamera):
     """An RTSP camera: HA's stream component reads the current RTSP URL."""
+
+    restart_on_new_token = False
+    """Whether a rotated stream token restarts HA's stream worker (HA core's `nest` does).
+
+    No: the new URL is handed to the worker for its next connection only, because restarting
+    costs a visible stall at every extension; see the README ("Token rotation") for the
+    measurements in both of the emulator's modes.
+    """
 
     @override
     async def stream_source(self) -> str | None:
@@ -110,17 +126,42 @@ class RtspCamera(NestStreamsCamera):
         status = self.status
         return status.stream_url if status and status.state is StreamState.RUNNING else None
 
+    @override
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes | None:
+        """A frame of the running stream (as HA core's `nest` does); the placeholder else."""
+        if self.is_streaming and "stream" in self.hass.config.components:
+            if self.stream is None:
+                self.stream = await self.async_create_stream()
+            if self.stream is not None:
+                image: bytes | None = None
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(STILL_TIMEOUT):
+                        image = await self.stream.async_get_image(width, height)
+                        if image is None:  # the worker just started: wait for a key frame
+                            image = await self.stream.async_get_image(
+                                width, height, wait_for_next_keyframe=True
+                            )
+                if image:
+                    return image
+        return await super().async_camera_image(width, height)
+
     @callback
     @override
     def _handle_coordinator_update(self) -> None:
-        """Hand a rotated stream token to HA's stream without restarting the running worker.
+        """Hand a rotated stream token to HA's stream.
 
-        Google keeps an open RTSP connection alive across extensions, so only new connections
-        (a restarted worker) need the new URL.
+        The running worker keeps its connection (an open session outlives extensions);
+        only a new connection (the worker's next start) uses the new URL.
         """
         status = self.status
-        if self.stream is not None and status is not None and status.stream_url:
-            self.stream.source = status.stream_url
+        url = status.stream_url if status is not None else None
+        if (stream := self.stream) is not None and url and stream.source != url:
+            if self.restart_on_new_token:
+                stream.update_source(url)
+            else:
+                stream.source = url
         super()._handle_coordinator_update()
 
 
@@ -131,6 +172,30 @@ class WebRtcCamera(NestStreamsCamera):
         """Create the entity."""
         super().__init__(coordinator, device_id)
         self._viewers: dict[str, str] = {}
+
+    @override
+    def _async_get_webrtc_client_configuration(self) -> WebRTCClientConfiguration:
+        """Ask the frontend for a data channel: Google refuses offers without one."""
+        return WebRTCClientConfiguration(data_channel="dataSendChannel")
+
+    async def async_restart_stream(self) -> None:
+        """WebRTC cameras are on demand: there is no kept-alive stream to restart."""
+        self._raise_on_demand()
+
+    async def async_stop_stream(self) -> None:
+        """WebRTC cameras are on demand: there is no kept-alive stream to stop."""
+        self._raise_on_demand()
+
+    async def async_start_stream(self) -> None:
+        """WebRTC cameras are on demand: a session starts when someone watches."""
+        self._raise_on_demand()
+
+    def _raise_on_demand(self) -> None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="on_demand",
+            translation_placeholders={"entity_id": self.entity_id},
+        )
 
     @override
     async def async_handle_async_webrtc_offer(

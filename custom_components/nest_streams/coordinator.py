@@ -34,14 +34,6 @@ _LOGGER = logging.getLogger(__name__)
 
 DEVICE_REFRESH_INTERVAL = timedelta(minutes=15)
 
-# A receive-only offer that keeps a WebRTC-only camera's session alive while nobody watches.
-BACKGROUND_OFFER = (
-    "v=0\r\no=- 0 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
-    "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\n"
-    "a=rtpmap:96 H264/90000\r\n"
-)
-
-
 @dataclass(frozen=True, slots=True)
 class StreamsSnapshot:
     """What the entities read: immutable, replaced on every change."""
@@ -83,7 +75,6 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             Settings.from_options(entry.options),
             on_change=self._scheduler_changed,
             on_auth_failed=self._auth_failed,
-            background_offer=BACKGROUND_OFFER,
             spawn=lambda coro, name: entry.async_create_background_task(hass, coro, name),
             spawn_command=lambda coro, name: entry.async_create_background_task(hass, coro, name),
         )

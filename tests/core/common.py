@@ -124,5 +124,4 @@ def make_scheduler(
         settings or Settings(),
         on_change=on_change,
         on_auth_failed=on_auth_failed,
-        background_offer=OFFER,
     )

@@ -12,7 +12,7 @@ from custom_components.nest_streams.core.models import StreamState
 from custom_components.nest_streams.core.scheduler import OVER_CAPACITY
 from custom_components.nest_streams.core.settings import Settings
 
-from .common import OFFER, FakeClient, clock, make_scheduler, rtsp, virtual, webrtc
+from .common import FakeClient, clock, make_scheduler, rtsp, virtual, webrtc
 
 
 def test_capacity() -> None:
@@ -191,10 +191,10 @@ def test_viewers_count_against_the_quota() -> None:
 
 
 def test_a_viewer_goes_ahead_of_background_work_with_its_own_offer() -> None:
-    """The viewer's session is generated next, with the viewer's offer; background sessions
-    of WebRTC cameras use the background offer."""
+    """The viewer's session is generated next, with the viewer's offer; nothing else is ever
+    generated for a WebRTC camera (on demand)."""
 
-    async def main() -> tuple[list[str], list[tuple[str, str | None]]]:
+    async def main() -> tuple[list[str], list[tuple[str, str | None]], StreamState]:
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk)
@@ -204,13 +204,43 @@ def test_a_viewer_goes_ahead_of_background_work_with_its_own_offer() -> None:
         await scheduler.open_viewer("enterprises/p/devices/w", "viewer-offer")
         order = [call.device for call in client.calls if call.op == "generate"]
         await asyncio.sleep(60)
+        state = scheduler.statuses()["enterprises/p/devices/w"].state
         await scheduler.stop(stop_streams=False)
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
-        return order, client.offers
+        return order, client.offers, state
 
-    order, offers = virtual(main())
+    order, offers, state = virtual(main())
     assert order == ["c0", "w"]  # the first slot was taken; the viewer had the next one
-    assert ("w", "viewer-offer") in offers
-    assert ("w", OFFER) in offers
-    assert {offer for device, offer in offers if device.startswith("c")} == {OFFER}
+    assert [offer for device, offer in offers if device == "w"] == ["viewer-offer"]
+    assert {offer for device, offer in offers if device.startswith("c")} == {None}
+    assert state is StreamState.ON_DEMAND
+
+
+def test_webrtc_cameras_are_on_demand_and_leave_the_quota_to_rtsp_cameras() -> None:
+    """With room for 2 cameras, 2 RTSP cameras run beside 3 WebRTC cameras, which make no
+    calls until someone watches."""
+
+    async def main() -> tuple[dict[str, StreamState], tuple[str, ...], list[str]]:
+        clk = clock()
+        client = FakeClient(clk)
+        scheduler = make_scheduler(client, clk, Settings(qpm=0.5))
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([webrtc("a1"), webrtc("a2"), webrtc("a3"), rtsp("x"), rtsp("y")])
+        await asyncio.sleep(900)
+        states = {d.rsplit("/", 1)[1]: s.state for d, s in scheduler.statuses().items()}
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return states, scheduler.over_capacity, sorted({c.device for c in client.calls})
+
+    states, over, called = virtual(main())
+    assert states == {
+        "a1": StreamState.ON_DEMAND,  # first by name: would take the quota if kept alive
+        "a2": StreamState.ON_DEMAND,
+        "a3": StreamState.ON_DEMAND,
+        "x": StreamState.RUNNING,
+        "y": StreamState.RUNNING,
+    }
+    assert over == ()
+    assert called == ["x", "y"]

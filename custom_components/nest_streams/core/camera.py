@@ -70,7 +70,7 @@ class CameraStream:
         self._handle = restored
         self._enabled = enabled
         self._wake = asyncio.Event()
-        self._state = StreamState.STARTING if enabled else StreamState.STOPPED
+        self._state = StreamState.STARTING if enabled else self._idle_state()
         self._failures = 0
         self._last_error: str | None = None
         self._last_attempt: float | None = None
@@ -82,6 +82,12 @@ class CameraStream:
         self._urgent_start = urgent_start
         self._replacing_until: float | None = None
         """Expiry of a stream being replaced (refused extension): its successor is urgent."""
+
+    def _idle_state(self) -> StreamState:
+        """Stopped, or on demand for a WebRTC camera's own (viewer-less) state machine."""
+        if self.camera.protocol is StreamProtocol.WEB_RTC and self._offer_sdp is None:
+            return StreamState.ON_DEMAND
+        return StreamState.STOPPED
 
     @property
     def handle(self) -> StreamHandle | None:
@@ -147,7 +153,7 @@ class CameraStream:
         if not self._enabled:
             self.queue_stop()
             self._retry_at = self._next_action = None
-            self._set_state(StreamState.STOPPED)
+            self._set_state(self._idle_state())
             await self._wait(None)
             return
         mono = self._clock.monotonic()

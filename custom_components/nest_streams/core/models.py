@@ -54,6 +54,8 @@ class StreamState(StrEnum):
     FAILED = "failed"
     DEGRADED = "degraded"
     STOPPED = "stopped"
+    ON_DEMAND = "on_demand"
+    """A WebRTC-only camera: sessions exist only while someone watches (never kept alive)."""
 
 
 @dataclass(frozen=True, slots=True)

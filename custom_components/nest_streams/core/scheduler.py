@@ -12,7 +12,14 @@ from .camera import EXPIRY_GRACE, CameraStream
 from .client import StreamClient
 from .clock import Clock
 from .errors import CommandFailed, OverCapacity
-from .models import CameraInfo, QueueStats, StreamHandle, StreamState, StreamStatus
+from .models import (
+    CameraInfo,
+    QueueStats,
+    StreamHandle,
+    StreamProtocol,
+    StreamState,
+    StreamStatus,
+)
 from .queue import CommandQueue, Spawn
 from .settings import Settings
 
@@ -32,15 +39,13 @@ class StreamScheduler:
         *,
         on_change: Callable[[], None],
         on_auth_failed: Callable[[], None],
-        background_offer: str | None = None,
         spawn: Spawn | None = None,
         spawn_command: Spawn | None = None,
     ) -> None:
         """Create a scheduler; nothing runs before `run()`.
 
         `on_change` is called after every change (of a camera or the queue), `on_auth_failed`
-        once when Google refuses the credentials. `background_offer` is the SDP offer that keeps
-        a WebRTC-only camera's session alive while no viewer watches. `spawn` creates the
+        once when Google refuses the credentials. `spawn` creates the
         cameras' long-lived tasks and `spawn_command` each command's short one (both default to
         `asyncio.create_task`); the HA layer passes its own factories so HA tracks them.
         """
@@ -48,7 +53,6 @@ class StreamScheduler:
         self._client = client
         self._clock = clock
         self.settings = settings
-        self._background_offer = background_offer
         self._on_change = on_change
         self._on_auth_failed = on_auth_failed
         self.queue = CommandQueue(clock, settings, on_change=self._notify, spawn=spawn_command)
@@ -56,6 +60,8 @@ class StreamScheduler:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._viewers: dict[str, tuple[CameraStream, asyncio.Task[None]]] = {}
         self._viewer_ids = itertools.count(1)
+        self._refuse_extensions: set[str] = set()
+        """Cameras known to refuse extensions (learned by viewers, or saved)."""
         self.over_capacity: tuple[str, ...] = ()
         self.auth_failed = False
 
@@ -87,7 +93,6 @@ class StreamScheduler:
     def _new_stream(self, camera: CameraInfo, **kwargs: Any) -> CameraStream:
         """A state machine for `camera` on this scheduler's queue, clock and settings."""
         kwargs.setdefault("on_change", self._notify)
-        kwargs.setdefault("offer_sdp", self._background_offer)
         return CameraStream(
             camera,
             client=self._client,
@@ -111,12 +116,17 @@ class StreamScheduler:
 
         Cameras to keep alive beyond the quota's capacity stay stopped and are listed in
         `over_capacity`: cameras kept alive now keep their place, the others are admitted in
-        name order.
+        name order. WebRTC-only cameras are never kept alive (on demand): a session streams
+        only to the viewer whose offer started it, so one nobody watches buys nothing.
         """
         cameras = sorted(cameras, key=lambda c: (c.name, c.device_id))
+
+        def alive(camera: CameraInfo) -> bool:
+            return camera.protocol is StreamProtocol.RTSP and keep_alive(camera)
+
         # Cameras kept alive now keep their place; the others queue up in name order.
         wanted = sorted(
-            (camera for camera in cameras if keep_alive(camera)),
+            (camera for camera in cameras if alive(camera)),
             key=lambda c: not self._kept_alive(c.device_id),
         )
         admitted = {camera.device_id for camera in wanted[: self.capacity]}
@@ -128,6 +138,7 @@ class StreamScheduler:
                 self.settings.qpm,
                 ", ".join(self.over_capacity),
             )
+        self._refuse_extensions |= set(cannot_extend)
         restored = restored or {}
         now = self._clock.now()
         seen = set()
@@ -139,7 +150,7 @@ class StreamScheduler:
                 if enabled and not stream.enabled:
                     stream.start()
                 elif not enabled and stream.enabled:
-                    stream.stop(OVER_CAPACITY if keep_alive(camera) else None)
+                    stream.stop(OVER_CAPACITY if alive(camera) else None)
                 continue
             handle = restored.get(camera.device_id)
             if handle is not None and handle.expires_at <= now + EXPIRY_GRACE:
@@ -150,7 +161,7 @@ class StreamScheduler:
                 enabled=enabled,
                 can_extend=camera.device_id not in cannot_extend,
             )
-            if not enabled and keep_alive(camera):
+            if not enabled and alive(camera):
                 stream.stop(OVER_CAPACITY)
             self._streams[camera.device_id] = stream
             self._tasks[camera.device_id] = self._spawn(
@@ -189,7 +200,8 @@ class StreamScheduler:
 
     def cannot_extend(self) -> set[str]:
         """The cameras known to refuse extensions (for persistence)."""
-        return {device_id for device_id, s in self._streams.items() if not s.status.can_extend}
+        learned = {device_id for device_id, s in self._streams.items() if not s.status.can_extend}
+        return (learned | self._refuse_extensions) & set(self._streams)
 
     def stats(self) -> QueueStats:
         """The queue's statistics."""
@@ -218,6 +230,8 @@ class StreamScheduler:
         ready: asyncio.Future[StreamHandle] = asyncio.get_running_loop().create_future()
 
         def on_change(viewer: CameraStream) -> None:
+            if not viewer.status.can_extend:
+                self._refuse_extensions.add(device_id)
             if ready.done():
                 return
             if viewer.handle is not None:
@@ -226,7 +240,11 @@ class StreamScheduler:
                 ready.set_exception(CommandFailed(viewer.status.last_error or "failed"))
 
         viewer = self._new_stream(
-            camera, on_change=on_change, offer_sdp=offer_sdp, urgent_start=True
+            camera,
+            on_change=on_change,
+            offer_sdp=offer_sdp,
+            urgent_start=True,
+            can_extend=device_id not in self.cannot_extend(),
         )
         self._viewers[key] = (viewer, self._spawn(viewer.run(), key))
         try:
