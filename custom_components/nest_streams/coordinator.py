@@ -34,6 +34,7 @@ _LOGGER = logging.getLogger(__name__)
 
 DEVICE_REFRESH_INTERVAL = timedelta(minutes=15)
 
+
 @dataclass(frozen=True, slots=True)
 class StreamsSnapshot:
     """What the entities read: immutable, replaced on every change."""
