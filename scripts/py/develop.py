@@ -49,6 +49,7 @@ homeassistant:
   country: US
   currency: USD
 frontend:
+stream:
 application_credentials:
 config:
 logger:
@@ -84,6 +85,9 @@ class Options:
     max_failures: int
     degraded_retry: int
     keep_config: bool
+    rtsp_mode: str = "keep"
+    media: bool = True
+    restart_on_new_token: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -104,6 +108,19 @@ def parse_args(argv: list[str] | None = None) -> Options:
     add("--max-failures", type=int, default=5, help="option: failures before degraded (5)")
     add("--degraded-retry", type=int, default=300, help="option: degraded retry (300 s)")
     add("--keep-config", action="store_true", help="reuse an existing config folder")
+    add(
+        "--rtsp-mode",
+        choices=("keep", "rotate"),
+        default="keep",
+        help="the emulator's RTSP sessions: keep (survive extensions) or rotate (end with "
+        "their token)",
+    )
+    add("--no-media", action="store_true", help="the emulator serves no video")
+    add(
+        "--restart-on-new-token",
+        action="store_true",
+        help="restart HA's stream worker at every extension (HA core's way; for comparison)",
+    )
     args = parser.parse_args(argv)
     return Options(
         cameras=args.cameras,
@@ -120,6 +137,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
         max_failures=args.max_failures,
         degraded_retry=args.degraded_retry,
         keep_config=args.keep_config,
+        rtsp_mode=args.rtsp_mode,
+        media=not args.no_media,
+        restart_on_new_token=args.restart_on_new_token,
     )
 
 
@@ -328,12 +348,24 @@ async def write_dashboard(ha: HomeAssistantClient, options: Options) -> int:
         by_device[entity["device_id"]][key or entity["entity_id"]] = entity["entity_id"]
     hub_entities: list[str] = []
     camera_cards: list[dict[str, Any]] = []
+    live: dict[str, dict[str, Any]] = {}
     for device_id, entities in sorted(
         by_device.items(), key=lambda item: devices[item[0]]["name"] or ""
     ):
         if "camera" not in entities:
             hub_entities.extend(sorted(entities.values()))
             continue
+        # The emulator's device ids start with their kind: rtsp-01, webrtc-01, battery-01.
+        kind = devices[device_id]["identifiers"][0][1].rsplit("/", 1)[-1].split("-")[0]
+        live.setdefault(
+            kind,
+            {
+                "type": "picture-entity",
+                "entity": entities["camera"],
+                "camera_view": "live",
+                "name": f"{devices[device_id]['name']} (live)",
+            },
+        )
         camera_cards.append(
             {
                 "type": "vertical-stack",
@@ -370,7 +402,13 @@ async def write_dashboard(ha: HomeAssistantClient, options: Options) -> int:
                     {"type": "entities", "title": "Quota and queue", "entities": hub_entities},
                     *camera_cards,
                 ],
-            }
+            },
+            {
+                "title": "Live",
+                "path": "live",
+                "type": "masonry",
+                "cards": [live[kind] for kind in ("rtsp", "webrtc") if kind in live],
+            },
         ],
     }
     (options.config / "nest_streams_dashboard.yaml").write_text(json.dumps(dashboard, indent=2))
@@ -383,10 +421,12 @@ async def report_start_up(ha: HomeAssistantClient, cameras: int) -> None:
     while time.monotonic() - started < 600:
         async with ha.session.get(f"{ha.base}/api/states", headers=ha._headers) as response:
             states = await response.json()
+        # WebRTC cameras are on demand: they never run without a viewer.
         running = sum(
             1
             for item in states
-            if item["entity_id"].endswith("_stream_state") and item["state"] == "running"
+            if item["entity_id"].endswith("_stream_state")
+            and item["state"] in ("running", "on_demand")
         )
         if running >= cameras:
             say(f"all {cameras} cameras running")
@@ -425,6 +465,7 @@ async def processes(
     ]
     for device in options.failing:
         emulator_args += ["--failing-device", device]
+    emulator_args += ["--rtsp-mode", options.rtsp_mode] if options.media else ["--no-media"]
     logs = options.config / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     # Children run in their own sessions: a terminal's Ctrl-C reaches only this script, which
@@ -443,6 +484,7 @@ async def processes(
         python,
         str(ROOT / "scripts" / "py" / "dev_hass.py"),
         emulator_url,
+        *(["--restart-on-new-token"] if options.restart_on_new_token else []),
         "-c",
         str(options.config),
         "--skip-pip",

@@ -155,6 +155,20 @@ async def test_extending_an_expired_stream_fails(caller: Caller, clock: ManualCl
     assert (status, body["error"]["status"]) == (400, "FAILED_PRECONDITION")
 
 
+async def test_streams_list_their_extensions(caller: Caller, clock: ManualClock) -> None:
+    """/emulator/streams: every stream with the times its extensions were accepted."""
+    _, body = await caller.command("rtsp-01", "GenerateRtspStream")
+    clock.advance(100)
+    await caller.command(
+        "rtsp-01", "ExtendRtspStream", streamExtensionToken=body["results"]["streamExtensionToken"]
+    )
+    status, listing = await caller.call("GET", "/emulator/streams")
+    assert status == 200
+    (stream,) = listing["streams"]
+    assert stream["device_id"] == "rtsp-01"
+    assert stream["extended_at"] == [stream["started"] + 100]
+
+
 async def test_webrtc_and_battery(caller: Caller) -> None:
     offer = CHROME_OFFER
     status, body = await caller.command("webrtc-01", "GenerateWebRtcStream", offerSdp=offer)

@@ -1,0 +1,253 @@
+"""Video end to end: HA's live view plays an RTSP and a WebRTC camera across extensions.
+
+For each of the emulator's RTSP modes (`keep`, `rotate`), scripts/develop's setup runs with 2 RTSP
+cameras, 1 WebRTC camera and a 60 s stream lifetime; headless Chromium opens the dashboard's Live
+view (a live picture card per camera: HLS for RTSP, WebRTC for the WebRTC camera) and counts the
+frames each <video> presents (`requestVideoFrameCallback`, in the page) until both cameras have
+crossed at least 2 extensions at the emulator.
+
+The dashboard's cameras view is shown for 10 s first (its stills start HA's stream workers, as
+when a user opens the dashboard), then the Live view is opened by HA's own navigation.
+
+Figures per camera: `first_frame_s` (opening the Live view to the first frame), `extensions`
+(accepted by the emulator between the first and the last frame), `longest_stall_s` (longest time
+without a new frame, the time after the last frame included) and `stall_s` (the sum of every gap
+longer than 0.5 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from pathlib import Path
+import sys
+import time
+from typing import Any
+
+import aiohttp
+from playwright.async_api import Browser, Page
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from develop import PASSWORD, ROOT, USERNAME, Options, run
+
+ARTIFACTS = ROOT / "artifacts" / "e2e"
+STALL_GAP_S = 0.5
+WARM_S = 10.0
+"""Seconds on the cameras view before the Live view is opened."""
+PLAY_LIMIT_S = 260.0
+
+# Installed before HA's page loads: every <video> inside a picture card gets a frame callback
+# that records when each frame was presented (epoch ms), by the card's camera entity.
+FRAME_SAMPLER = """
+(() => {
+  window.__frames = {};
+  const seen = new WeakSet();
+  const cardEntity = (el) => {
+    let node = el;
+    while (node) {
+      if (node.tagName === "HUI-PICTURE-ENTITY-CARD") {
+        return node._config ? node._config.entity : null;
+      }
+      node = node.parentNode;
+      if (node instanceof ShadowRoot) node = node.host;
+    }
+    return null;
+  };
+  const walk = (root, out) => {
+    for (const el of root.querySelectorAll("*")) {
+      if (el.tagName === "VIDEO") out.push(el);
+      if (el.shadowRoot) walk(el.shadowRoot, out);
+    }
+  };
+  setInterval(() => {
+    const videos = [];
+    walk(document, videos);
+    for (const video of videos) {
+      if (seen.has(video)) continue;
+      const entity = cardEntity(video);
+      if (!entity) continue;
+      seen.add(video);
+      const frames = (window.__frames[entity] = window.__frames[entity] || []);
+      const onFrame = (now) => {
+        frames.push(performance.timeOrigin + now);
+        video.requestVideoFrameCallback(onFrame);
+      };
+      video.requestVideoFrameCallback(onFrame);
+    }
+  }, 250);
+})();
+"""
+
+
+def say(message: str) -> None:
+    """Progress."""
+    print(f"[e2e video {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def video_options(mode: str, restart_on_new_token: bool) -> Options:
+    """A small home with short-lived streams, so that extensions come every ~45 s."""
+    return Options(
+        cameras=2,
+        webrtc=1,
+        battery=0,
+        qpm=10,
+        lifetime=60,
+        port=8125,
+        emulator_port=8767,
+        config=ROOT / "artifacts" / "e2e-video-config",
+        fault_rate=0.0,
+        failing=[],
+        retry_base=1,
+        max_failures=3,
+        degraded_retry=300,
+        keep_config=False,
+        rtsp_mode=mode,
+        restart_on_new_token=restart_on_new_token,
+    )
+
+
+def figures(
+    frames: list[float], opened: float, extensions: list[float], end: float
+) -> dict[str, Any]:
+    """The figures of one camera (epoch seconds); the time from the last frame to `end` (the
+    end of the measurement) counts as a stall too."""
+    if not frames:
+        return {"first_frame_s": None, "extensions": 0, "longest_stall_s": None, "stall_s": None}
+    gaps = [b - a for a, b in itertools.pairwise([*frames, end])]
+    return {
+        "first_frame_s": round(frames[0] - opened, 2),
+        "extensions": sum(1 for t in extensions if frames[0] <= t <= frames[-1]),
+        "longest_stall_s": round(max(gaps, default=0.0), 2),
+        "stall_s": round(sum(gap for gap in gaps if gap > STALL_GAP_S), 2),
+        "frames": len(frames),
+        "played_s": round(frames[-1] - frames[0], 1),
+    }
+
+
+async def extension_times(session: aiohttp.ClientSession, emulator: str) -> dict[str, list[float]]:
+    """Every accepted extension, by device id (emulator time: epoch seconds)."""
+    async with session.get(f"{emulator}/emulator/streams") as response:
+        streams = (await response.json())["streams"]
+    times: dict[str, list[float]] = {}
+    for stream in streams:
+        times.setdefault(stream["device_id"], []).extend(stream["extended_at"])
+    return times
+
+
+async def login(page: Page, url: str) -> None:
+    """HA's login page."""
+    await page.goto(url)
+    await page.locator("input[name='username']").fill(USERNAME)
+    await page.locator("input[name='password']").fill(PASSWORD)
+    await page.keyboard.press("Enter")
+
+
+async def watch(browser: Browser, ha_url: str, emulator_url: str, mode: str) -> dict[str, Any]:
+    """Open the Live view and measure until both cameras crossed 2 extensions."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(120_000)
+    await page.add_init_script(FRAME_SAMPLER)
+    # As a user would: the dashboard first (its stills start HA's stream workers), then the
+    # Live view, reached as HA's own navigation does (no page reload).
+    await login(page, f"{ha_url}/nest-streams/cameras")
+    await page.locator("hui-picture-entity-card").first.wait_for()
+    await asyncio.sleep(WARM_S)
+    opened = time.time()
+    await page.evaluate(
+        """() => {
+          history.pushState(null, "", "/nest-streams/live");
+          window.dispatchEvent(new CustomEvent("location-changed"));
+        }"""
+    )
+    cameras = {"rtsp": "camera.room_01_camera_01", "webrtc": "camera.room_03_webrtc_camera_01"}
+    devices = {"rtsp": "rtsp-01", "webrtc": "webrtc-01"}
+    say(f"{mode}: Live view open")
+    async with aiohttp.ClientSession() as session:
+        while True:
+            await asyncio.sleep(5)
+            frames: dict[str, list[float]] = await page.evaluate("window.__frames")
+            times = await extension_times(session, emulator_url)
+            now = time.time()
+            result = {
+                kind: figures(
+                    [ms / 1000 for ms in frames.get(entity, [])],
+                    opened,
+                    times.get(devices[kind], []),
+                    now,
+                )
+                for kind, entity in cameras.items()
+            }
+            # Done when both crossed 2 extensions and the last one is 20 s old: in rotate mode
+            # the session opened with the old token ends 15 s after an extension.
+            if all(r["extensions"] >= 2 for r in result.values()) and all(
+                now - max(times[devices[kind]]) > 20 for kind in cameras
+            ):
+                break
+            if time.time() - opened > PLAY_LIMIT_S:
+                say(f"{mode}: gave up after {PLAY_LIMIT_S:.0f} s: {result}")
+                break
+    for kind, entity in cameras.items():
+        card = page.locator("hui-picture-entity-card").filter(
+            has=page.locator(f"text={entity.split('.')[1]}")
+        )
+        target = card if await card.count() == 1 else page
+        await target.screenshot(path=ARTIFACTS / f"video-{kind}-{mode}.png")
+    await page.screenshot(path=ARTIFACTS / f"video-{mode}.png")
+    await context.close()
+    say(f"{mode}: {json.dumps(result)}")
+    return result
+
+
+async def measure(browser: Browser, mode: str, restart_on_new_token: bool) -> dict[str, Any]:
+    """One run of scripts/develop's setup in `mode`, measured in the browser."""
+    ready = asyncio.Event()
+    opts = video_options(mode, restart_on_new_token)
+    develop = asyncio.create_task(run(opts, ready))
+    waiter = asyncio.create_task(ready.wait())
+    done, _ = await asyncio.wait({develop, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if develop in done:
+        waiter.cancel()
+        develop.result()
+        raise RuntimeError("scripts/develop ended before it was ready")
+    try:
+        return await watch(
+            browser, f"http://127.0.0.1:{opts.port}", f"http://127.0.0.1:{opts.emulator_port}", mode
+        )
+    finally:
+        develop.cancel()
+        await asyncio.gather(develop, return_exceptions=True)
+
+
+def check(results: dict[str, dict[str, Any]]) -> list[str]:
+    """What falls short of the targets: first frame <= 5 s, >= 2 extensions, longest stall
+    under 2 s in keep mode and under 10 s (recovery) in rotate mode."""
+    problems = []
+    for mode, limit in (("keep", 2.0), ("rotate", 10.0)):
+        for kind, figure in results.get(mode, {}).items():
+            first, stall = figure["first_frame_s"], figure["longest_stall_s"]
+            if first is None or first > 5:
+                problems.append(f"{mode}/{kind}: first frame after {first} s")
+            if figure["extensions"] < 2:
+                problems.append(f"{mode}/{kind}: {figure['extensions']} extensions crossed")
+            if stall is None or stall >= limit:
+                problems.append(f"{mode}/{kind}: longest stall {stall} s (limit {limit} s)")
+    return problems
+
+
+async def video_checks(browser: Browser, *, compare: bool = False) -> None:
+    """Both modes with our strategy, video.json; with `compare`, HA core's strategy too."""
+    results = {mode: await measure(browser, mode, False) for mode in ("keep", "rotate")}
+    (ARTIFACTS / "video.json").write_text(json.dumps(results, indent=2) + "\n")
+    say(f"video.json: {json.dumps(results)}")
+    if compare:
+        restart = {mode: await measure(browser, mode, True) for mode in ("keep", "rotate")}
+        (ARTIFACTS / "video-compare.json").write_text(
+            json.dumps({"swap_source": results, "restart_worker": restart}, indent=2) + "\n"
+        )
+        say(f"restart_worker: {json.dumps(restart)}")
+    if problems := check(results):
+        raise AssertionError("video targets missed: " + "; ".join(problems))
+    say("video targets met in keep and rotate mode")
