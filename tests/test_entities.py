@@ -178,12 +178,14 @@ async def test_webrtc_camera_answers_offers_through_the_queue(
     await offer
     assert messages
     assert messages[0].answer.startswith("v=0")
+    assert state(hass, "camera.room_04_webrtc_camera_01") == "streaming"
     await camera.async_on_webrtc_candidate("viewer-1", MagicMock())
     await advance(hass, freezer, 600)
     assert emulator.report()["calls"]["executeCommand:ExtendWebRtcStream"] >= 2
     live = emulator.report()["live_streams"]
     camera.close_webrtc_session("viewer-1")
     await advance(hass, freezer, 10)
+    assert state(hass, "camera.room_04_webrtc_camera_01") == "idle"
     assert emulator.report()["live_streams"] == live - 1
     assert emulator.report()["calls"]["executeCommand:StopWebRtcStream"] == 1
 

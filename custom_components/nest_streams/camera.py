@@ -173,6 +173,12 @@ class WebRtcCamera(NestStreamsCamera):
         super().__init__(coordinator, device_id)
         self._viewers: dict[str, str] = {}
 
+    @property
+    @override
+    def is_streaming(self) -> bool:
+        """Whether someone watches (WebRTC cameras stream on demand)."""
+        return bool(self._viewers)
+
     @override
     def _async_get_webrtc_client_configuration(self) -> WebRTCClientConfiguration:
         """Ask the frontend for a data channel: Google refuses offers without one."""
@@ -218,6 +224,7 @@ class WebRtcCamera(NestStreamsCamera):
             ) from err
         self._viewers[session_id] = key
         send_message(WebRTCAnswer(handle.answer_sdp or ""))
+        self.async_write_ha_state()
 
     @override
     async def async_on_webrtc_candidate(
@@ -231,6 +238,8 @@ class WebRtcCamera(NestStreamsCamera):
         """The viewer left: stop extending the session and stop it at Google."""
         if (key := self._viewers.pop(session_id, None)) is not None:
             self.coordinator.scheduler.close_viewer(key)
+            if self.hass is not None and self.entity_id:
+                self.async_write_ha_state()
         super().close_webrtc_session(session_id)
 
     @override
