@@ -206,12 +206,14 @@ async def watch(browser: Browser, ha_url: str, emulator_url: str, mode: str) -> 
             if time.time() - opened > PLAY_LIMIT_S:
                 say(f"{mode}: gave up after {PLAY_LIMIT_S:.0f} s: {result}")
                 break
-    for kind, entity in cameras.items():
+    titles = {"rtsp": "Camera 01 (live)", "webrtc": "WebRTC Camera 01 (live)"}
+    for kind, title in titles.items():
         card = page.locator("hui-picture-entity-card").filter(
-            has=page.locator(f"text={entity.split('.')[1]}")
+            has=page.get_by_text(title, exact=True)
         )
-        target = card if await card.count() == 1 else page
-        await target.screenshot(path=ARTIFACTS / f"video-{kind}-{mode}.png")
+        await card.screenshot(path=ARTIFACTS / f"video-{kind}-{mode}.png")
+        if mode == "keep":
+            await card.screenshot(path=ARTIFACTS / f"video-{kind}.png")
     await page.screenshot(path=ARTIFACTS / f"video-{mode}.png")
     await context.close()
     say(f"{mode}: {json.dumps(result)}")
