@@ -17,7 +17,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from develop import HomeAssistantClient, Options, run
+from develop import HomeAssistantClient, check_profile, running
 
 CAMERAS, WEBRTC, BATTERY = 6, 1, 1
 
@@ -73,36 +73,16 @@ async def main() -> None:
     """Bring HA and the emulator up, check, stop."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nest-streams-compat-") as folder:
-        options = Options(
+        options = check_profile(
+            Path(folder) / "config",
             cameras=CAMERAS,
             webrtc=WEBRTC,
             battery=BATTERY,
-            qpm=60,
-            lifetime=300,
             port=8125,
             emulator_port=8767,
-            config=Path(folder) / "config",
-            fault_rate=0.0,
-            failing=[],
-            retry_base=1,
-            max_failures=3,
-            degraded_retry=300,
-            keep_config=False,
         )
-        ready = asyncio.Event()
-        task = asyncio.create_task(run(options, ready))
-        waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait({task, waiter}, timeout=600, return_when="FIRST_COMPLETED")
-        try:
-            if task in done:
-                task.result()
-                raise SystemExit("scripts/develop's set-up ended before every camera ran")
-            if waiter not in done:
-                raise SystemExit("not every camera ran within 10 minutes")
+        async with running(options, start_within=600):
             await check(options.config, options.port)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
     say(f"done in {time.monotonic() - started:.0f} s")
 
 

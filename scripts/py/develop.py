@@ -13,6 +13,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 import json
@@ -589,6 +590,56 @@ async def run(options: Options, ready: asyncio.Event | None = None) -> None:
             raise SystemExit(1)
         hass_exit.cancel()
         say("stopping")
+
+
+def check_profile(config: Path, **changes: Any) -> Options:
+    """scripts/develop's set-up for scripted checks (e2e, compat): 20 cameras, 60 commands per
+    minute on both sides, 1 s first retry, degraded after 3 failures; `changes` override."""
+    options = Options(
+        cameras=14,
+        webrtc=4,
+        battery=2,
+        qpm=60,
+        lifetime=300,
+        port=8124,
+        emulator_port=8766,
+        config=config,
+        fault_rate=0.0,
+        failing=[],
+        retry_base=1,
+        max_failures=3,
+        degraded_retry=300,
+        keep_config=False,
+    )
+    return dataclasses.replace(options, **changes)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    options: Options, start_within: float | None = None
+) -> AsyncIterator[tuple[str, str]]:
+    """scripts/develop's set-up, up and every camera started; yields (HA URL, emulator URL).
+
+    Raises what went wrong if the set-up ends early, `TimeoutError` when not every camera ran
+    within `start_within` seconds.
+    """
+    ready = asyncio.Event()
+    develop = asyncio.create_task(run(options, ready))
+    waiter = asyncio.create_task(ready.wait())
+    done, _ = await asyncio.wait(
+        {develop, waiter}, timeout=start_within, return_when=asyncio.FIRST_COMPLETED
+    )
+    try:
+        if develop in done:
+            develop.result()  # raises what went wrong
+            raise RuntimeError("scripts/develop ended before it was ready")
+        if waiter not in done:
+            raise TimeoutError(f"not every camera ran within {start_within} s")
+        yield f"http://127.0.0.1:{options.port}", f"http://127.0.0.1:{options.emulator_port}"
+    finally:
+        waiter.cancel()
+        develop.cancel()
+        await asyncio.gather(develop, waiter, return_exceptions=True)
 
 
 def main() -> None:

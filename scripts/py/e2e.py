@@ -30,8 +30,8 @@ from develop import (
     ROOT,
     USERNAME,
     HomeAssistantClient,
-    Options,
-    run,
+    check_profile,
+    running,
 )
 from e2e_video import video_checks
 
@@ -51,26 +51,6 @@ PLACEHOLDER = ROOT / "custom_components" / "nest_streams" / "placeholder.jpg"
 FAILING = "rtsp-05"
 FAILING_NAME = "Camera 05"
 TIMEOUT_MS = 240_000
-
-
-def options() -> Options:
-    """scripts/develop's defaults with a faster quota and retry profile."""
-    return Options(
-        cameras=14,
-        webrtc=4,
-        battery=2,
-        qpm=60,
-        lifetime=300,
-        port=8124,
-        emulator_port=8766,
-        config=ROOT / "artifacts" / "e2e-config",
-        fault_rate=0.0,
-        failing=[],
-        retry_base=1,
-        max_failures=3,
-        degraded_retry=300,
-        keep_config=False,
-    )
 
 
 def say(message: str) -> None:
@@ -239,22 +219,8 @@ async def main() -> None:
 
 async def dashboard() -> None:
     """The 20-camera dashboard checks."""
-    ready = asyncio.Event()
-    opts = options()
-    develop = asyncio.create_task(run(opts, ready))
-    waiter = asyncio.create_task(ready.wait())
-    done, _ = await asyncio.wait({develop, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if develop in done:
-        waiter.cancel()
-        develop.result()  # raises what went wrong
-        raise RuntimeError("scripts/develop ended before it was ready")
-    try:
-        await browser_checks(
-            f"http://127.0.0.1:{opts.port}", f"http://127.0.0.1:{opts.emulator_port}"
-        )
-    finally:
-        develop.cancel()
-        await asyncio.gather(develop, return_exceptions=True)
+    async with running(check_profile(ROOT / "artifacts" / "e2e-config")) as (ha, emulator):
+        await browser_checks(ha, emulator)
 
 
 if __name__ == "__main__":

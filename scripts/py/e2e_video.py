@@ -30,7 +30,7 @@ from playwright.async_api import Browser, Page
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from develop import PASSWORD, ROOT, USERNAME, Options, run
+from develop import PASSWORD, ROOT, USERNAME, check_profile, running
 
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 STALL_GAP_S = 0.5
@@ -101,28 +101,6 @@ FRAME_SAMPLER = """
 def say(message: str) -> None:
     """Progress."""
     print(f"[e2e video {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def video_options(mode: str, restart_on_new_token: bool) -> Options:
-    """A small home with short-lived streams, so that extensions come every ~45 s."""
-    return Options(
-        cameras=2,
-        webrtc=1,
-        battery=0,
-        qpm=10,
-        lifetime=60,
-        port=8125,
-        emulator_port=8767,
-        config=ROOT / "artifacts" / "e2e-video-config",
-        fault_rate=0.0,
-        failing=[],
-        retry_base=1,
-        max_failures=3,
-        degraded_retry=300,
-        keep_config=False,
-        rtsp_mode=mode,
-        restart_on_new_token=restart_on_new_token,
-    )
 
 
 def figures(
@@ -221,23 +199,22 @@ async def watch(browser: Browser, ha_url: str, emulator_url: str, mode: str) -> 
 
 
 async def measure(browser: Browser, mode: str, restart_on_new_token: bool) -> dict[str, Any]:
-    """One run of scripts/develop's setup in `mode`, measured in the browser."""
-    ready = asyncio.Event()
-    opts = video_options(mode, restart_on_new_token)
-    develop = asyncio.create_task(run(opts, ready))
-    waiter = asyncio.create_task(ready.wait())
-    done, _ = await asyncio.wait({develop, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if develop in done:
-        waiter.cancel()
-        develop.result()
-        raise RuntimeError("scripts/develop ended before it was ready")
-    try:
-        return await watch(
-            browser, f"http://127.0.0.1:{opts.port}", f"http://127.0.0.1:{opts.emulator_port}", mode
-        )
-    finally:
-        develop.cancel()
-        await asyncio.gather(develop, return_exceptions=True)
+    """One run in `mode`, measured in the browser: a small home with short-lived streams, so
+    that extensions come every ~45 s."""
+    options = check_profile(
+        ROOT / "artifacts" / "e2e-video-config",
+        cameras=2,
+        webrtc=1,
+        battery=0,
+        qpm=10,
+        lifetime=60,
+        port=8125,
+        emulator_port=8767,
+        rtsp_mode=mode,
+        restart_on_new_token=restart_on_new_token,
+    )
+    async with running(options) as (ha, emulator):
+        return await watch(browser, ha, emulator, mode)
 
 
 def check(results: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
