@@ -87,9 +87,8 @@ class TestPatternTrack(VideoStreamTrack):
 class WebRtcPeers:
     """One aiortc peer per WebRTC session; each closes when its session ends."""
 
-    def __init__(self, now: object = time.time) -> None:
-        """Peers end by the emulator's (real) clock."""
-        self._now = now
+    def __init__(self) -> None:
+        """No peers yet; they end by the emulator's real clock."""
         self._peers: dict[str, tuple[StreamRecord, RTCPeerConnection]] = {}
         self._reaper: asyncio.Task[None] | None = None
 
@@ -108,7 +107,7 @@ class WebRtcPeers:
         """Close the peers whose session ended (expired or stopped)."""
         while True:
             await asyncio.sleep(0.2)
-            now = self._now()  # type: ignore[operator]
+            now = time.time()
             for stream_id, (record, peer) in list(self._peers.items()):
                 if record.end() <= now:
                     del self._peers[stream_id]
