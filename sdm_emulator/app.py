@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .emulator import Emulator
+from .emulator import ConnectionLost, Emulator
 
 EMULATOR_KEY = web.AppKey("emulator", Emulator)
 
@@ -12,9 +12,15 @@ EMULATOR_KEY = web.AppKey("emulator", Emulator)
 async def _handle(request: web.Request) -> web.StreamResponse:
     emulator = request.app[EMULATOR_KEY]
     body = await request.read()
-    reply = await emulator.handle(
-        request.method, request.path, dict(request.query), dict(request.headers), body
-    )
+    try:
+        reply = await emulator.handle(
+            request.method, request.path, dict(request.query), dict(request.headers), body
+        )
+    except ConnectionLost:
+        # A dropped connection: the client sees the server disconnect, without an answer.
+        if request.transport is not None:
+            request.transport.close()
+        raise web.HTTPServiceUnavailable from None
     return web.Response(
         status=reply.status,
         body=reply.body,

@@ -68,6 +68,10 @@ def rfc3339(epoch: float) -> str:
     )
 
 
+class ConnectionLost(Exception):
+    """The request never reached Google (`Fault.LOST`): the transport drops the connection."""
+
+
 class _Refusal(Exception):
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
@@ -201,7 +205,14 @@ class Emulator:
             for key in ("failing_devices", "not_found_devices"):
                 if key in change:
                     setattr(faults, key, {str(item) for item in change[key]})
-            for key in ("rate_500", "rate_503", "rate_slow", "rate_malformed", "slow_seconds"):
+            for key in (
+                "rate_500",
+                "rate_503",
+                "rate_slow",
+                "rate_malformed",
+                "rate_lost",
+                "slow_seconds",
+            ):
                 if key in change:
                     setattr(faults, key, float(change[key]))
             if "token_down" in change:
@@ -315,6 +326,8 @@ class Emulator:
         if fault is Fault.QUOTA:
             self.metrics.quota_rejections += 1
             raise _Refusal(Reply.error(429, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE))
+        if fault is Fault.LOST:
+            raise ConnectionLost
         if fault is Fault.SLOW:
             await self.clock.sleep(self.config.faults.slow_seconds)
 
@@ -419,7 +432,7 @@ class Emulator:
             self.metrics.quota_rejections += 1
             return Reply.error(429, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE)
         fault = self.faults.for_call(self.elapsed(), device_id, command=True)
-        if fault is Fault.QUOTA:
+        if fault is Fault.QUOTA or fault is Fault.LOST:
             self._quota.release(project_key)
             self._quota.release(device_key)
         if fault is not None and fault is not Fault.SLOW and fault is not Fault.MALFORMED:

@@ -16,6 +16,9 @@ class Fault(StrEnum):
     """The call is carried out, but the answer comes after `slow_seconds`."""
     MALFORMED = "malformed"
     """The call is carried out, but the answer is not JSON."""
+    LOST = "lost"
+    """The connection drops before the call reaches Google: nothing is carried out (and no
+    quota spent), the client sees a dropped connection and cannot tell it from a lost answer."""
     NOT_FOUND = "404"
     QUOTA = "429"
     TOKEN_DOWN = "token_down"
@@ -44,6 +47,7 @@ class FaultConfig:
     rate_503: float = 0.0
     rate_slow: float = 0.0
     rate_malformed: float = 0.0
+    rate_lost: float = 0.0
     slow_seconds: float = 30.0
     not_found_devices: set[str] = field(default_factory=set)
     """Devices answered with 404 (still listed: a device that vanished behind the list's back)."""
@@ -97,6 +101,7 @@ class FaultInjector:
             Fault.ERROR_503,
             Fault.SLOW,
             Fault.MALFORMED,
+            Fault.LOST,
         ):
             if self._scripted(fault, elapsed, device):
                 return fault
@@ -106,6 +111,7 @@ class FaultInjector:
             (Fault.ERROR_503, config.rate_503),
             (Fault.SLOW, config.rate_slow),
             (Fault.MALFORMED, config.rate_malformed),
+            (Fault.LOST, config.rate_lost),
         ):
             if draw < rate:
                 return fault

@@ -16,7 +16,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from .emulator import Emulator, Reply
+from .emulator import ConnectionLost, Emulator, Reply
 
 REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"}
 REASONS |= {404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
@@ -111,7 +111,12 @@ class InProcessSession:
             body = data.encode()
         else:
             body = data or b""
-        reply = await self.emulator.handle(method, parsed.path, query, dict(headers or {}), body)
+        try:
+            reply = await self.emulator.handle(
+                method, parsed.path, query, dict(headers or {}), body
+            )
+        except ConnectionLost as err:
+            raise aiohttp.ServerDisconnectedError("the emulator dropped the connection") from err
         return InProcessResponse(method.upper(), str(url), reply)
 
     async def get(self, url: str, **kwargs: Any) -> InProcessResponse:

@@ -9,6 +9,7 @@ import pytest
 from sdm_emulator import Emulator, EmulatorConfig, FaultConfig, ScriptedFault, default_devices
 from sdm_emulator.__main__ import build_emulator, parse_args
 from sdm_emulator.clock import ManualClock
+from sdm_emulator.emulator import ConnectionLost
 from sdm_emulator.faults import Fault
 from sdm_emulator.metrics import Metrics, StreamRecord
 
@@ -295,6 +296,32 @@ async def test_slow_and_malformed_answers_still_run_the_command(
     assert isinstance(body, bytes)
     assert len(caller.emulator.streams) == 2
     assert caller.emulator.metrics.faults == {"slow": 1, "malformed": 1}
+
+
+async def test_a_lost_connection_runs_nothing_and_spends_no_quota(
+    caller: Caller, clock: ManualClock
+) -> None:
+    """`Fault.LOST`: the request never reached Google; the transport drops the connection."""
+    faults = caller.emulator.config.faults
+    status, first = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert status == 200
+    faults.scripted = [ScriptedFault(Fault.LOST, 0, 1e9, "rtsp-01")]
+    for _ in range(5):  # more than the per-device quota: none of them counts
+        with pytest.raises(ConnectionLost):
+            await caller.command(
+                "rtsp-01",
+                "ExtendRtspStream",
+                streamExtensionToken=first["results"]["streamExtensionToken"],
+            )
+    with pytest.raises(ConnectionLost):
+        await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices/rtsp-01")
+    faults.scripted.clear()
+    assert caller.emulator.metrics.faults == {"lost": 6}
+    # Nothing was carried out: the first token still extends, within the per-device quota.
+    status, _ = await caller.command(
+        "rtsp-01", "ExtendRtspStream", streamExtensionToken=first["results"]["streamExtensionToken"]
+    )
+    assert status == 200
 
 
 async def test_scripted_token_outage(emulator: Emulator, clock: ManualClock) -> None:

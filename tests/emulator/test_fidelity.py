@@ -161,6 +161,17 @@ async def test_malformed_answer(api: GoogleNestAPI, emulator: Emulator) -> None:
         await trait.generate_rtsp_stream()
 
 
+async def test_lost_connection(api: GoogleNestAPI, emulator: Emulator) -> None:
+    """Over HTTP a lost call is a dropped connection: the client gets no answer at all."""
+    trait = (await _device(api, "rtsp-01")).camera_live_stream
+    assert trait is not None
+    emulator.config.faults.rate_lost = 1.0
+    with pytest.raises(ApiException, match="Error connecting to API") as raised:
+        await trait.generate_rtsp_stream()
+    assert isinstance(raised.value.__cause__, aiohttp.ServerDisconnectedError)
+    assert emulator.streams == {}
+
+
 async def test_oauth_over_http(server: str) -> None:
     async with aiohttp.ClientSession() as session:
         response = await session.get(
