@@ -53,6 +53,8 @@ class FakeClient:
         self.offers: list[tuple[str, str | None]] = []
         """(device, offer) of every generation."""
         self.outcomes: defaultdict[tuple[str, str], deque[Any]] = defaultdict(deque)
+        self.stopped: list[StreamHandle] = []
+        """The streams stopped, in order."""
         self._serial = 0
 
     def script(self, device: str, op: str, *outcomes: Any) -> None:
@@ -90,6 +92,7 @@ class FakeClient:
         return self._handle(camera, stream.session_id)
 
     async def stop(self, camera: CameraInfo, stream: StreamHandle) -> None:
+        self.stopped.append(stream)
         await self._run("stop", camera)
 
     def ops(self, device: str | None = None) -> list[tuple[float, str]]:

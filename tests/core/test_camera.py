@@ -160,8 +160,12 @@ def test_unanswered_rtsp_extension_replaces_the_stream() -> None:
             [(300, _status("a"))],
         )
     )
-    assert [op for _, op in client.ops("a")] == ["generate", "extend", "generate"]
+    # The old stream is stopped once the new one runs: if the extension never reached Google,
+    # it would otherwise live on there as an orphan until it expires.
+    assert [op for _, op in client.ops("a")] == ["generate", "extend", "generate", "stop"]
+    assert [stream.url for stream in client.stopped] == ["rtsps://host/a?auth=t1"]
     assert status.state is StreamState.RUNNING
+    assert status.stream_url == "rtsps://host/a?auth=t2"
 
 
 def test_extension_failure_retries_while_the_stream_lives() -> None:

@@ -82,6 +82,8 @@ class CameraStream:
         self._urgent_start = urgent_start
         self._replacing_until: float | None = None
         """Expiry of a stream being replaced (refused extension): its successor is urgent."""
+        self._orphan: StreamHandle | None = None
+        """A stream replaced after a lost extension answer: stopped once its successor runs."""
 
     def _idle_state(self) -> StreamState:
         """Stopped, or on demand for a WebRTC camera's own (viewer-less) state machine."""
@@ -239,8 +241,10 @@ class CameraStream:
                 and handle.protocol is StreamProtocol.RTSP
             ):
                 # Google may have rotated the tokens: retrying the old one would only be
-                # refused. Replace the stream instead (as urgently as an extension).
+                # refused. Replace the stream instead (as urgently as an extension), and stop
+                # the old one afterwards: if the call never reached Google it still runs there.
                 self._failures += 1
+                self._orphan = handle
                 self._stream_gone(handle, StreamGone(str(err)))
                 return
             self._failure(err)
@@ -296,6 +300,9 @@ class CameraStream:
         self._handle = handle
         if kind is CommandKind.EXTEND:
             self._last_extension = self._clock.now()
+        if self._orphan is not None:
+            orphan, self._orphan = self._orphan, None
+            self._queue_stop(orphan)
         if not self._enabled:
             return
         self._set_state(StreamState.RUNNING, force=True)
@@ -303,7 +310,11 @@ class CameraStream:
     def queue_stop(self) -> None:
         """Queue a stop for the current stream (stops run last but are never dropped)."""
         handle, self._handle = self._handle, None
-        if handle is None or handle.expires_at <= self._clock.now():
+        if handle is not None:
+            self._queue_stop(handle)
+
+    def _queue_stop(self, handle: StreamHandle) -> None:
+        if handle.expires_at <= self._clock.now():
             return
         camera = self.camera
         future = self._queue.submit(
