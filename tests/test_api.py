@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import cast
 from unittest.mock import MagicMock
@@ -9,6 +10,7 @@ from unittest.mock import MagicMock
 import aiohttp
 import pytest
 
+from custom_components.nest_streams import api
 from custom_components.nest_streams.api import SdmClient, TokenAuth
 from custom_components.nest_streams.core.errors import (
     AuthFailed,
@@ -90,6 +92,46 @@ async def test_restored_handle_can_be_extended(client: SdmClient, emulator: Emul
         extension_token=stream.extension_token,
     )
     assert (await client.extend(camera, copy)).expires_at >= stream.expires_at
+
+
+async def test_saved_cameras_work_before_a_list_is_read(
+    client: SdmClient, emulator: Emulator
+) -> None:
+    """Cameras saved by the last run can be commanded by a new client (after a restart)."""
+    cameras = await client.async_list_cameras()
+    token = emulator.issue_tokens()["access_token"]
+
+    async def get_token(_refresh: bool = False) -> str:
+        return str(token)
+
+    session = cast(aiohttp.ClientSession, InProcessSession(emulator))
+    fresh = SdmClient(TokenAuth(session, "https://sdm.example/v1", get_token), emulator.project_id)
+    fresh.restore_cameras(cameras)
+    rtsp = await fresh.generate(_camera(cameras, "rtsp-01"))
+    assert rtsp.url is not None
+    assert (await fresh.extend(_camera(cameras, "rtsp-01"), rtsp)).url != rtsp.url
+    webrtc = await fresh.generate(_camera(cameras, "webrtc-01"), CHROME_OFFER)
+    assert webrtc.session_id
+    assert emulator.report()["calls"]["devices.list"] == 2  # none by `fresh`
+    # A device the new client then reads from Google is kept over the saved one.
+    listed = await fresh.async_list_cameras()
+    fresh.restore_cameras([CameraInfo(listed[0].device_id, "Old name")])
+    assert (await fresh.generate(listed[0])).url is not None
+
+
+async def test_a_device_list_without_answer_times_out(
+    client: SdmClient, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A device list that does not come within LIST_TIMEOUT fails as a transient error."""
+    monkeypatch.setattr(api, "LIST_TIMEOUT", 0.05)
+
+    async def hang(_seconds: float) -> None:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(emulator.clock, "sleep", hang)  # a slow answer really waits
+    emulator.config.faults.scripted.append(ScriptedFault(Fault.SLOW, 0, 1e9))
+    with pytest.raises(TransientError, match="no device list within"):
+        await client.async_list_cameras()
 
 
 async def test_webrtc_and_battery(client: SdmClient) -> None:

@@ -24,7 +24,7 @@ from custom_components.nest_streams.const import DOMAIN
 from sdm_emulator import Emulator, default_devices
 from sdm_emulator.config import DeviceKind, DeviceSpec
 
-from .common import CHROME_OFFER, advance, state
+from .common import CHROME_OFFER, PROJECT_ID, advance, state
 
 
 @pytest.mark.usefixtures("setup_credentials")
@@ -87,10 +87,25 @@ async def test_corrupt_store_is_ignored(
     hass_storage[f"{DOMAIN}.{config_entry.entry_id}"] = {
         "version": 1,
         "key": f"{DOMAIN}.{config_entry.entry_id}",
-        "data": {"streams": ["not", "a", "dict"], "stopped": "nope"},
+        "data": {
+            "streams": ["not", "a", "dict"],
+            "stopped": "nope",
+            "cameras": [
+                "nope",
+                {"device_id": "enterprises/x/devices/a", "name": "A", "protocols": []},
+                {"device_id": "enterprises/x/devices/b", "name": "B", "protocols": ["SMOKE"]},
+                {"device_id": 7, "name": "C", "protocols": ["RTSP"]},
+                {"name": "D", "protocols": ["RTSP"]},
+            ],
+        },
     }
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     assert config_entry.runtime_data.coordinator.user_stopped == set()
+    # None of the unreadable cameras was taken: the set-up read the list (4 cameras).
+    assert sorted(config_entry.runtime_data.coordinator.cameras) == sorted(
+        f"enterprises/{PROJECT_ID}/devices/{device}"
+        for device in ("rtsp-01", "rtsp-02", "rtsp-03", "webrtc-01")
+    )
 
 
 @pytest.mark.parametrize("devices", [default_devices(6)])
@@ -215,7 +230,7 @@ async def test_a_failed_re_read_keeps_entities_available(
     assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
     assert state(hass, "camera.room_01_camera_01") == "streaming"
     assert state(hass, "sensor.home_queue_depth") != "unavailable"
-    assert caplog.text.count("Could not re-read the device list") == 1
+    assert caplog.text.count("Could not read the device list") == 1
 
 
 @pytest.mark.usefixtures("setup_credentials")
@@ -337,3 +352,37 @@ async def test_an_empty_list_at_a_restart_is_retried(
     assert device_registry.async_get_device_by_identifier(
         (DOMAIN, f"enterprises/{emulator.project_id}/devices/rtsp-01"), config_entry.entry_id
     )
+
+
+async def test_a_restart_does_not_wait_for_the_device_list(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Set up from the saved cameras: failed list reads at a restart cost no stream or entity.
+
+    The list is read in the background, and a failed read is retried within a minute.
+    """
+    entry = setup_integration
+    await advance(hass, freezer, 60)
+    generations = emulator.report()["calls"]["executeCommand:GenerateRtspStream"]
+    lists = emulator.report()["calls"]["devices.list"]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    emulator.config.faults.failed_device_lists = 2
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.LOADED
+    assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
+    assert state(hass, "camera.room_01_camera_01") == "streaming"
+    await advance(hass, freezer, 10)
+    assert emulator.config.faults.failed_device_lists == 1  # read at once, failed
+    await advance(hass, freezer, 60)
+    assert emulator.config.faults.failed_device_lists == 0  # retried within the minute
+    await advance(hass, freezer, 60)
+    assert emulator.report()["calls"]["devices.list"] == lists + 3  # then a good read
+    await advance(hass, freezer, 600)
+    assert emulator.report()["calls"]["executeCommand:GenerateRtspStream"] == generations
+    assert emulator.report()["availability"]["min"] == 1.0
+    assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
+    assert caplog.text.count("Could not read the device list") == 1

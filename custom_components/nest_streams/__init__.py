@@ -76,7 +76,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) 
         entry.data[CONF_PROJECT_ID],
     )
     coordinator = NestStreamsCoordinator(hass, entry, client)
-    await coordinator.async_restore()
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = NestStreamsData(coordinator=coordinator)
     coordinator.async_create_hub_device(hub_device_info(coordinator))

@@ -7,7 +7,8 @@ benchmarks can drive it against the emulator too.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from http import HTTPStatus
 import logging
@@ -40,6 +41,9 @@ from .core.errors import (
 from .core.models import CameraInfo, StreamHandle, StreamProtocol
 
 _LOGGER = logging.getLogger(__name__)
+
+LIST_TIMEOUT = 20.0
+"""Seconds a device-list read may take (a slow list must not hold up a set-up or a re-read)."""
 
 TokenGetter = Callable[[bool], Awaitable[str]]
 """A valid access token; with True, a newly refreshed one (the current one was refused)."""
@@ -175,16 +179,44 @@ class SdmClient:
 
     def __init__(self, auth: AbstractAuth, project_id: str) -> None:
         """Initialize for `project_id`."""
+        self._auth = auth
         self._api = GoogleNestAPI(auth, project_id)
         self._devices: dict[str, Device] = {}
 
     async def async_list_cameras(self) -> list[CameraInfo]:
-        """Read the device list; return the cameras (devices without live streams are left out)."""
-        devices = await self._call(self._api.async_get_devices())
+        """Read the device list; return the cameras (devices without live streams are left out).
+
+        A read without an answer within `LIST_TIMEOUT` seconds fails as a `TransientError`.
+        """
+        try:
+            async with asyncio.timeout(LIST_TIMEOUT):
+                devices = await self._call(self._api.async_get_devices())
+        except TimeoutError as err:
+            raise TransientError(f"no device list within {LIST_TIMEOUT:.0f} s") from err
         # Devices missing from one answer stay usable: whether a camera left the project is
         # the coordinator's call, and an empty answer must not break running streams.
         self._devices.update((device.name, device) for device in devices)
         return [info for device in devices if (info := _camera_info(device)) is not None]
+
+    def restore_cameras(self, cameras: Iterable[CameraInfo]) -> None:
+        """Make cameras saved by the last run commandable before a device list is read.
+
+        The library's device is built from what the stream commands need (name, type, the
+        live-stream trait's protocols); a device read from Google since is kept.
+        """
+        for camera in cameras:
+            if camera.device_id in self._devices:
+                continue
+            raw = {
+                "name": camera.device_id,
+                "type": camera.model,
+                "traits": {
+                    CameraLiveStreamTrait.NAME: {
+                        "supportedProtocols": [protocol.value for protocol in camera.protocols]
+                    }
+                },
+            }
+            self._devices[camera.device_id] = Device.MakeDevice(raw, self._auth)
 
     async def async_structure_names(self) -> list[str]:
         """Names of the project's structures (homes)."""

@@ -13,7 +13,7 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .api import SdmClient
@@ -33,6 +33,8 @@ from .store import SavedState, StreamStore
 _LOGGER = logging.getLogger(__name__)
 
 DEVICE_REFRESH_INTERVAL = timedelta(minutes=15)
+LIST_RETRY = 60.0
+"""Seconds until a failed device-list read is tried again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,10 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self._stale_checked = False
         self._listed_once = False
         """Whether a device list was taken (failures before that fail the set-up)."""
+        self._restored = False
+        """Whether the set-up took the cameras saved by the last run (the list comes later)."""
+        self._list_retry: CALLBACK_TYPE | None = None
+        self._started = False
 
     @property
     def cameras(self) -> dict[str, CameraInfo]:
@@ -120,15 +126,24 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         """The cameras stopped with `stop_stream` (they stay stopped across restarts)."""
         return frozenset(self._saved.stopped)
 
-    async def async_restore(self) -> None:
-        """Load the stream tokens and user-stopped cameras saved before a restart."""
+    async def _async_setup(self) -> None:
+        """Load what the last run saved; with its cameras the streams go on at once.
+
+        The device list is then read in the background (`async_start`): keeping streams alive
+        must not wait for, or fail with, one device-list answer.
+        """
         self._saved = await self._store.async_load()
+        if cameras := self._saved.cameras:
+            self.client.restore_cameras(cameras)
+            self._restored = True
+            self._apply_cameras(cameras)
 
     def _state(self) -> SavedState:
         return SavedState(
             streams=self.scheduler.handles(),
             stopped=self._saved.stopped,
             cannot_extend=self._saved.cannot_extend | self.scheduler.cannot_extend(),
+            cameras=list(self.cameras.values()),
         )
 
     @callback
@@ -140,20 +155,24 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
     async def _async_update_data(self) -> StreamsSnapshot:
         """Read the device list and hand the cameras to the scheduler.
 
-        Only the first read can fail the entry: afterwards the streams are kept alive from
-        what is known, whatever one device-list answer says, so a failed read changes nothing.
+        Only the first read of a set-up without saved cameras can fail the entry: otherwise
+        the streams are kept alive from what is known, whatever one device-list answer says, so
+        a failed read changes nothing (it is retried sooner than the regular re-read).
         """
+        if self._restored and not self._started:
+            return self._snapshot()  # set-up from the saved cameras; the list is read next
         try:
             cameras = await self.client.async_list_cameras()
         except AuthFailed as err:
-            if not self._listed_once:
+            if not self._listed_once and not self._restored:
                 raise ConfigEntryAuthFailed(
                     translation_domain=DOMAIN, translation_key="auth_failed"
                 ) from err
+            self._auth_failed()
             self._list_failed(err)
             return self.data
         except StreamError as err:
-            if not self._listed_once:
+            if not self._listed_once and not self._restored:
                 raise ConfigEntryNotReady(
                     translation_domain=DOMAIN,
                     translation_key="device_list_failed",
@@ -161,7 +180,12 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
                 ) from err
             self._list_failed(err)
             return self.data
-        if not self._listed_once and not cameras and self._registered_cameras():
+        if (
+            not self._listed_once
+            and not self._restored
+            and not cameras
+            and self._registered_cameras()
+        ):
             # Set-up (a restart): an empty list now would start without the cameras that
             # were here before and let their saved streams lapse. Try again shortly.
             raise ConfigEntryNotReady(
@@ -186,10 +210,16 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         )
 
     def _list_failed(self, err: StreamError) -> None:
-        """Log a failed re-read once (until a read succeeds); the streams go on."""
+        """Log a failed read once (until a read succeeds) and retry soon; the streams go on."""
         if self._list_error is None:
-            _LOGGER.warning("Could not re-read the device list (the streams go on): %s", err)
+            _LOGGER.warning("Could not read the device list (the streams go on): %s", err)
         self._list_error = str(err)
+        if self._list_retry is None:
+            self._list_retry = async_call_later(self.hass, LIST_RETRY, self._retry_list)
+
+    async def _retry_list(self, _now: Any) -> None:
+        self._list_retry = None
+        await self.async_refresh_devices()
 
     async def async_refresh_devices(self, *_: Any) -> None:
         """Re-read the device list (new cameras get entities, removed ones are removed)."""
@@ -273,10 +303,15 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self.config_entry.async_start_reauth(self.hass)
 
     async def async_start(self) -> None:
-        """Start the queue worker and the device-list timer."""
+        """Start the queue worker and the device-list timer (and a first read if none was)."""
         self.config_entry.async_create_background_task(
             self.hass, self.scheduler.run(), name=f"{DOMAIN} command queue"
         )
+        self._started = True
+        if not self._listed_once:
+            self.config_entry.async_create_background_task(
+                self.hass, self.async_refresh_devices(), name=f"{DOMAIN} device list"
+            )
         self._unsubscribe.append(
             async_track_time_interval(
                 self.hass,
@@ -296,6 +331,9 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
+        if self._list_retry is not None:
+            self._list_retry()
+            self._list_retry = None
         await self.scheduler.stop(stop_streams=False)
         await self._store.async_save(self._state())
         await super().async_shutdown()

@@ -1,4 +1,4 @@
-"""What one entry keeps across restarts and reloads: live streams and user-stopped cameras."""
+"""What one entry keeps across restarts and reloads: cameras, live streams, user-stopped cameras."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN
-from .core.models import StreamHandle, StreamProtocol
+from .core.models import CameraInfo, StreamHandle, StreamProtocol
 
 STORE_VERSION = 1
 SAVE_DELAY = 10
@@ -24,6 +24,8 @@ class SavedState:
     stopped: set[str] = field(default_factory=set)
     cannot_extend: set[str] = field(default_factory=set)
     """Cameras Google told that they cannot extend WebRTC sessions (battery cameras)."""
+    cameras: list[CameraInfo] = field(default_factory=list)
+    """The cameras last listed: the next start keeps their streams before a list is read."""
 
 
 def _handle_to_json(handle: StreamHandle) -> dict[str, Any]:
@@ -49,6 +51,32 @@ def _handle_from_json(data: Mapping[str, Any]) -> StreamHandle | None:
         return None
 
 
+def _camera_to_json(camera: CameraInfo) -> dict[str, Any]:
+    return {
+        "device_id": camera.device_id,
+        "name": camera.name,
+        "protocols": [protocol.value for protocol in camera.protocols],
+        "model": camera.model,
+        "room": camera.room,
+    }
+
+
+def _camera_from_json(data: Mapping[str, Any]) -> CameraInfo | None:
+    try:
+        protocols = tuple(StreamProtocol(protocol) for protocol in data["protocols"])
+        if not protocols or not all(isinstance(data[key], str) for key in ("device_id", "name")):
+            return None
+        return CameraInfo(
+            device_id=data["device_id"],
+            name=data["name"],
+            protocols=protocols,
+            model=data.get("model"),
+            room=data.get("room"),
+        )
+    except KeyError, TypeError, ValueError:
+        return None
+
+
 class StreamStore:
     """The entry's `.storage/nest_streams.<entry_id>` file."""
 
@@ -68,6 +96,12 @@ class StreamStore:
         for key in ("stopped", "cannot_extend"):
             if isinstance(ids := data.get(key, []), list):
                 setattr(state, key, {str(device_id) for device_id in ids})
+        if isinstance(cameras := data.get("cameras", []), list):
+            state.cameras = [
+                camera
+                for raw in cameras
+                if isinstance(raw, dict) and (camera := _camera_from_json(raw)) is not None
+            ]
         return state
 
     @staticmethod
@@ -78,6 +112,7 @@ class StreamStore:
             },
             "stopped": sorted(state.stopped),
             "cannot_extend": sorted(state.cannot_extend),
+            "cameras": [_camera_to_json(camera) for camera in state.cameras],
         }
 
     def async_delay_save(self, state: Callable[[], SavedState]) -> None:
