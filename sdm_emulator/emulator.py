@@ -607,10 +607,21 @@ class Emulator:
         """Ids of the devices that are cameras."""
         return [d.device_id for d in self.devices.values() if d.protocols]
 
-    def report(self, until: float | None = None) -> dict[str, Any]:
-        """Calls, quota rejections and per-camera availability, from the emulator's side."""
+    def report(self, until: float | None = None, *, since: float | None = None) -> dict[str, Any]:
+        """Calls, quota rejections and per-camera availability, from the emulator's side.
+
+        Availability counts each camera from its first stream; with `since`, every camera
+        (listed devices that can stream included) from then, a camera never streamed as 0.
+        """
         until = self.clock.now() if until is None else until
-        availability = self.metrics.availability(self.streams.values(), until)
+        availability = self.metrics.availability(
+            self.streams.values(),
+            until,
+            since=since,
+            devices=[d.device_id for d in self.devices.values() if d.protocols]
+            if since is not None
+            else (),
+        )
         return {
             "elapsed": until - self.started,
             "calls": dict(self.metrics.calls),

@@ -60,12 +60,17 @@ class Metrics:
         return peak
 
     @staticmethod
-    def covered(records: Iterable[StreamRecord], until: float) -> tuple[float, float, float]:
-        """(first start, seconds covered by a valid stream, seconds observed) up to `until`."""
+    def covered(
+        records: Iterable[StreamRecord], until: float, since: float = -math.inf
+    ) -> tuple[float, float, float]:
+        """(first start, seconds covered by a valid stream, seconds observed) up to `until`.
+
+        Only the time from `since` on counts.
+        """
         intervals = sorted(
-            (record.started, min(record.end(), until))
+            (max(record.started, since), min(record.end(), until))
             for record in records
-            if record.started < until
+            if record.started < until and record.end() > since
         )
         if not intervals:
             return until, 0.0, 0.0
@@ -81,15 +86,32 @@ class Metrics:
         covered += max(0.0, current_end - current_start)
         return first, covered, until - first
 
-    def availability(self, records: Iterable[StreamRecord], until: float) -> dict[str, Any]:
-        """Per camera (from its first stream) and overall availability, 0..1."""
+    def availability(
+        self,
+        records: Iterable[StreamRecord],
+        until: float,
+        *,
+        since: float | None = None,
+        devices: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """Per camera and overall availability, 0..1.
+
+        By default each camera counts from its first stream. With `since`, every camera counts
+        from then, and each of `devices` without any stream counts as 0.
+        """
         by_device: defaultdict[str, list[StreamRecord]] = defaultdict(list)
+        for device_id in devices:
+            by_device[device_id] = []
         for record in records:
             by_device[record.device_id].append(record)
         per_camera: dict[str, float] = {}
         total_covered = total_observed = 0.0
         for device_id, device_records in sorted(by_device.items()):
-            _, covered, observed = self.covered(device_records, until)
+            if since is None:
+                _, covered, observed = self.covered(device_records, until)
+            else:
+                _, covered, _ = self.covered(device_records, until, since)
+                observed = until - since
             if observed > 0:
                 per_camera[device_id] = covered / observed
                 total_covered += covered

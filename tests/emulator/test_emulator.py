@@ -407,6 +407,16 @@ async def test_metrics_and_availability(caller: Caller, clock: ManualClock) -> N
     assert report["calls"]["executeCommand:ExtendRtspStream"] == 1
     assert report["live_streams"] == 0
     assert report["peak_commands_60s"] == 2
+    # From the start: start-up counts, and a camera that never streamed counts as 0.
+    honest = caller.emulator.report(since=caller.emulator.started)["availability"]
+    assert honest["per_camera"]["rtsp-01"] == pytest.approx(590 / 690)
+    assert honest["per_camera"]["rtsp-02"] == pytest.approx(300 / 690)
+    assert honest["per_camera"]["webrtc-01"] == 0
+    assert "thermostat-01" not in honest["per_camera"]
+    assert honest["min"] == 0
+    later = caller.emulator.report(since=caller.emulator.started + 290)["availability"]
+    assert later["per_camera"]["rtsp-01"] == pytest.approx(300 / 400)
+    assert later["per_camera"]["rtsp-02"] == pytest.approx(300 / 400)
 
 
 def test_covered_merges_overlapping_streams() -> None:
