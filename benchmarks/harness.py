@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 import statistics
 from typing import Any, cast
 
@@ -47,13 +46,68 @@ class RefreshingToken:
         return self._access
 
 
-@dataclass(slots=True)
-class Run:
-    """One simulated run's parts."""
+class ClientHeld:
+    """When the scheduler itself holds a usable stream per camera: what the entity shows.
 
-    emulator: Emulator
-    scheduler: StreamScheduler
-    clock: LoopClock
+    A camera counts while its state is running and its stream has not expired; fed with every
+    change of one camera (the scheduler's `on_change`).
+    """
+
+    def __init__(self, clock: LoopClock, scheduler: StreamScheduler | None = None) -> None:
+        """Track cameras of `scheduler` (set later with `attach` when built afterwards)."""
+        self._clock = clock
+        self._scheduler = scheduler
+        self._open: dict[str, tuple[float, float]] = {}
+        """Camera -> (held since, stream expiry) while held."""
+        self.spans: dict[str, list[tuple[float, float]]] = {}
+
+    def attach(self, scheduler: StreamScheduler) -> None:
+        """The scheduler whose cameras are tracked."""
+        self._scheduler = scheduler
+
+    def changed(self, device_id: str | None) -> None:
+        """One camera's stream changed (None: the queue; nothing to do)."""
+        if device_id is None or self._scheduler is None:
+            return
+        now = self._clock.now()
+        status = self._scheduler.stream(device_id).status
+        held = (
+            status.state is StreamState.RUNNING
+            and status.expires_at is not None
+            and status.expires_at > now
+        )
+        current = self._open.get(device_id)
+        if current is not None and (not held or current[1] <= now):
+            # Ended now, or earlier at its expiry while nothing changed.
+            self.spans.setdefault(device_id, []).append((current[0], min(now, current[1])))
+            del self._open[device_id]
+            current = None
+        if held and status.expires_at is not None:
+            self._open[device_id] = (current[0] if current else now, status.expires_at)
+
+    def availability(self, devices: list[str], since: float, until: float) -> dict[str, float]:
+        """Per camera, the share of [since, until] it was held (0 for a camera never held)."""
+        result: dict[str, float] = {}
+        for device_id in devices:
+            spans = list(self.spans.get(device_id, []))
+            if (current := self._open.get(device_id)) is not None:
+                spans.append((current[0], min(until, current[1])))
+            held = sum(max(0.0, min(b, until) - max(a, since)) for a, b in spans)
+            result[device_id] = held / (until - since)
+        return result
+
+    def longest_gap(self, device_id: str, since: float, until: float) -> float:
+        """The longest time in [since, until] the camera was not held."""
+        spans = sorted(self.spans.get(device_id, []))
+        if (current := self._open.get(device_id)) is not None:
+            spans.append((current[0], min(until, current[1])))
+        gap, edge = 0.0, since
+        for start, end in spans:
+            if end <= since:
+                continue
+            gap = max(gap, min(start, until) - edge)
+            edge = max(edge, end)
+        return max(gap, until - edge)
 
 
 async def simulate(
@@ -63,17 +117,24 @@ async def simulate(
     hours: float,
     fault_rate: float,
     seed: int,
+    google_qpm: float | None = None,
     webrtc: int = 0,
     battery: int = 0,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Keep `cameras` streams alive for `hours` of loop time; return the emulator's figures."""
+    """Keep `cameras` streams alive for `hours` of loop time; return the figures.
+
+    Availability counts every camera from the end of a start-up allowance (one stream
+    lifetime) to the end, a camera never streamed as 0; `from_start_*` counts from t=0.
+    `google_qpm` is the emulator's project quota (default: `qpm`, rounded down).
+    """
     loop = asyncio.get_running_loop()
     clock = LoopClock(EPOCH, loop)
+    settings = settings or Settings(qpm=qpm)
     emulator = Emulator(
         EmulatorConfig(
             devices=default_devices(cameras, webrtc=webrtc, battery=battery),
-            execute_qpm=10,
+            execute_qpm=max(1, int(qpm if google_qpm is None else google_qpm)),
             faults=FaultConfig.uniform(fault_rate),
             seed=seed,
         ),
@@ -86,22 +147,25 @@ async def simulate(
     )
     leads: list[float] = []
     first_running: dict[str, float] = {}
+    held = ClientHeld(clock)
 
-    def observe() -> None:
-        for device_id, status in scheduler.statuses().items():
-            if status.state is StreamState.RUNNING and device_id not in first_running:
-                first_running[device_id] = clock.now() - start
+    def observe(device_id: str | None) -> None:
+        held.changed(device_id)
+        if (
+            device_id is not None
+            and device_id not in first_running
+            and scheduler.stream(device_id).status.state is StreamState.RUNNING
+        ):
+            first_running[device_id] = clock.now() - start
 
     scheduler = StreamScheduler(
-        client,
-        clock,
-        settings or Settings(qpm=qpm),
-        on_change=observe,
-        on_auth_failed=lambda: None,
+        client, clock, settings, on_change=observe, on_auth_failed=lambda: None
     )
+    held.attach(scheduler)
     worker = asyncio.create_task(scheduler.run())
     start = clock.now()
-    scheduler.set_cameras(await client.async_list_cameras())
+    listed = await client.async_list_cameras()
+    scheduler.set_cameras(listed)
     original_extend = client.extend
 
     async def extend_and_measure(camera: Any, stream: Any) -> Any:
@@ -111,8 +175,13 @@ async def simulate(
     client.extend = extend_and_measure  # type: ignore[method-assign]
     await asyncio.sleep(hours * 3600)
     end = clock.now()
-    report = emulator.report(until=end)
+    steady = min(end, start + settings.stream_lifetime)
+    report = emulator.report(until=end, since=steady)
+    from_start = emulator.report(until=end, since=start)["availability"]
     statuses = scheduler.statuses()
+    ids = [camera.device_id for camera in listed]
+    client_held = held.availability(ids, steady, end)
+    worst = min(client_held, key=client_held.__getitem__) if client_held else None
     await scheduler.stop(stop_streams=False)
     worker.cancel()
     await asyncio.gather(worker, return_exceptions=True)
@@ -122,11 +191,18 @@ async def simulate(
     return {
         "cameras": cameras,
         "qpm": qpm,
+        "google_qpm": emulator.config.execute_qpm,
         "hours": hours,
         "fault_rate": fault_rate,
         "seed": seed,
         "availability": availability["overall"],
         "min_camera_availability": availability["min"],
+        "client_availability": sum(client_held.values()) / len(client_held)
+        if client_held
+        else None,
+        "client_min_camera_availability": client_held[worst] if worst else None,
+        "client_longest_outage_s": held.longest_gap(worst, steady, end) if worst else None,
+        "from_start_min_camera_availability": from_start["min"],
         "peak_calls_60s": report["peak_commands_60s"],
         "quota_rejections": report["quota_rejections"],
         "calls_per_camera_hour": accepted / cameras / hours if cameras and hours else 0,

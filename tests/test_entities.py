@@ -358,7 +358,7 @@ async def test_diagnostics_redact_secrets(
     urls = [status["stream_url"] for status in statuses if status["stream_url"]]
     assert urls
     assert all(url.endswith("auth=**REDACTED**") for url in urls)
-    assert diagnostics["capacity"] == 47
+    assert diagnostics["capacity"] == 46
     assert diagnostics["queue"]["executed"] >= 3  # the RTSP cameras (WebRTC: on demand)
     names = [camera["camera"]["name"] for camera in diagnostics["cameras"].values()]
     assert set(names) == {"**REDACTED**"}

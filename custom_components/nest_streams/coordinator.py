@@ -285,7 +285,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         )
 
     @callback
-    def _scheduler_changed(self) -> None:
+    def _scheduler_changed(self, _device_id: str | None) -> None:
         """Coalesce the scheduler's changes into one push per event-loop turn."""
         if not self._push_pending:
             self._push_pending = True

@@ -117,7 +117,7 @@ def make_scheduler(
     clk: LoopClock,
     settings: Settings | None = None,
     *,
-    on_change: Callable[[], None] = lambda: None,
+    on_change: Callable[[str | None], None] = lambda _device_id: None,
     on_auth_failed: Callable[[], None] = lambda: None,
 ) -> StreamScheduler:
     """A scheduler with default settings (or `settings`) and a background WebRTC offer."""

@@ -382,6 +382,57 @@ def test_a_replacement_goes_ahead_of_new_cameras() -> None:
     assert order[refused + 1] == "a"  # its replacement, before the queued new cameras
 
 
+def test_a_camera_whose_stream_lapsed_goes_ahead_of_new_cameras() -> None:
+    """Once its stream has expired, a running camera's regeneration stays urgent."""
+
+    async def main() -> list[tuple[float, str]]:
+        clk = clock()
+        client = FakeClient(clk)
+        client.script("a", "extend", StreamGone("expired"))
+        # The replacement fails twice: its retry (about 311 s) comes after the expiry (300 s).
+        client.script("a", "generate", None, TransientError("503"), TransientError("503"))
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        cams = [rtsp("a")]
+        scheduler.set_cameras(cams)
+        await asyncio.sleep(303)
+        assert scheduler.statuses()["enterprises/p/devices/a"].state is not StreamState.RUNNING
+        scheduler.set_cameras([*cams, *(rtsp(f"n{i}") for i in range(6))])
+        await asyncio.sleep(60)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return [(round(c.at), c.device) for c in client.calls if c.at > 305]
+
+    devices = [device for _, device in virtual(main())]
+    # a's retry falls due at about 311 s: it goes next, ahead of the new cameras still queued
+    # (a first generation would wait behind all of them).
+    assert devices[:3] == ["n1", "a", "n2"], devices
+
+
+def test_an_unanswered_extension_shows_the_old_stream_until_replaced() -> None:
+    """Google may have run it (the stream plays on): running, old URL, while replacing."""
+
+    def script(client: FakeClient) -> None:
+        client.script("a", "extend", TransientError("timeout", maybe_executed=True))
+        client.script("a", "generate", None, 4.0)  # the replacement takes 4 s
+
+    client, _, (during, after) = virtual(
+        _scenario(
+            [rtsp("a")],
+            script,
+            [(287, _status("a")), (60, _status("a"))],
+        )
+    )
+    assert [op for _, op in client.ops("a")][:3] == ["generate", "extend", "generate"]
+    replacement_sent = client.ops("a")[2][0]
+    assert replacement_sent < 287 < replacement_sent + 4  # `during` is sampled meanwhile
+    assert during.state is StreamState.RUNNING
+    assert during.stream_url == "rtsps://host/a?auth=t1"
+    assert after.state is StreamState.RUNNING
+    assert after.stream_url == "rtsps://host/a?auth=t2"
+
+
 def test_a_failed_extension_of_a_live_stream_stays_running_and_retries_in_time() -> None:
     """A long back-off is cut to the stream's last chance (half the lead before expiry); the
     camera shows running meanwhile, since its stream still plays."""

@@ -16,8 +16,8 @@ from .common import FakeClient, clock, make_scheduler, rtsp, virtual, webrtc
 
 
 def test_capacity() -> None:
-    assert Settings(qpm=10, extension_lead=15).capacity == 47
-    assert Settings(qpm=5, extension_lead=60).capacity == 19
+    assert Settings(qpm=10, extension_lead=15).capacity == 46
+    assert Settings(qpm=5, extension_lead=60).capacity == 19  # 240 * 0.98 / 12.12 = 19.4
 
 
 def test_twenty_cameras_all_run_within_two_and_a_half_minutes() -> None:
@@ -26,7 +26,7 @@ def test_twenty_cameras_all_run_within_two_and_a_half_minutes() -> None:
         client = FakeClient(clk)
         first_all: list[float] = []
 
-        def listener() -> None:
+        def listener(_device_id: str | None) -> None:
             states = [s.state for s in scheduler.statuses().values()]
             if not first_all and states and all(s is StreamState.RUNNING for s in states):
                 first_all.append(clk.now())
@@ -244,3 +244,23 @@ def test_webrtc_cameras_are_on_demand_and_leave_the_quota_to_rtsp_cameras() -> N
     }
     assert over == ()
     assert called == ["x", "y"]
+
+
+def test_changes_name_the_camera_that_changed() -> None:
+    """`on_change` gets the device id of a camera whose stream changed, None for the queue."""
+
+    async def main() -> list[str | None]:
+        clk = clock()
+        changes: list[str | None] = []
+        scheduler = make_scheduler(FakeClient(clk), clk, on_change=changes.append)
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp("a"), rtsp("b")])
+        await asyncio.sleep(30)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return changes
+
+    changes = virtual(main())
+    assert {"enterprises/p/devices/a", "enterprises/p/devices/b", None} <= set(changes)
+    assert set(changes) <= {"enterprises/p/devices/a", "enterprises/p/devices/b", None}

@@ -17,9 +17,18 @@ from custom_components.nest_streams.core.settings import (
 def test_quota_arithmetic() -> None:
     assert quota_interval(10, 0.01) == pytest.approx(6.06)
     assert Settings().interval == pytest.approx(6.06)
-    assert Settings().capacity == 47  # (300 - 15) / 6.06
-    assert Settings(qpm=20).capacity == 94
+    assert Settings().capacity == 46  # (300 - 15) * 0.98 / 6.06 = 46.09
+    assert Settings(quota_reserve=0).capacity == 47  # 47.03
+    assert Settings(qpm=20).capacity == 92  # 92.2
     assert Settings(qpm=1, extension_lead=295).capacity == 0
+
+
+def test_lead_slack_keeps_the_reserve() -> None:
+    """The adaptive lead may only grow while the cameras' commands fit in 98 % of the quota."""
+    assert Settings().lead_slack(0) == pytest.approx(285)
+    assert Settings().lead_slack(45) == pytest.approx(285 - 45 * 6.06 / 0.98)  # 6.73 s
+    assert Settings(quota_reserve=0).lead_slack(45) == pytest.approx(285 - 45 * 6.06)
+    assert Settings().lead_slack(47) == 0
 
 
 def test_options_parse_into_settings() -> None:

@@ -82,8 +82,11 @@ class CameraStream:
         self._urgent_start = urgent_start
         self._replacing_until: float | None = None
         """Expiry of a stream being replaced (refused extension): its successor is urgent."""
+        self._lapsed = False
+        """The camera's stream was lost (expired, refused, unanswered): its successor is urgent."""
         self._orphan: StreamHandle | None = None
-        """A stream replaced after a lost extension answer: stopped once its successor runs."""
+        """A stream whose extension went unanswered: replaced, then stopped once its successor
+        runs (while it lasts it is still the camera's stream)."""
 
     def _idle_state(self) -> StreamState:
         """Stopped, or on demand for a WebRTC camera's own (viewer-less) state machine."""
@@ -165,18 +168,20 @@ class CameraStream:
         now = self._clock.now()
         handle = self._handle
         if handle is None or handle.expires_at <= now + EXPIRY_GRACE:
+            self._lapsed = self._lapsed or handle is not None
             self._handle = None
             if self._state is StreamState.RUNNING:
                 self._set_state(StreamState.STARTING)
             await self._attempt(CommandKind.GENERATE, None)
             return
         due = handle.expires_at - self._lead()
-        if now < due:
+        replace = self._orphan is handle  # an extension of it went unanswered
+        if now < due and not replace:
             self._next_action = due
             self._set_state(StreamState.RUNNING)
             await self._wait(due - now)
             return
-        kind = CommandKind.EXTEND if self._can_extend else CommandKind.GENERATE
+        kind = CommandKind.EXTEND if self._can_extend and not replace else CommandKind.GENERATE
         await self._attempt(kind, handle)
 
     async def _wait(self, seconds: float | None) -> None:
@@ -209,7 +214,14 @@ class CameraStream:
             offer = self._offer_sdp
             replacing = handle.expires_at if handle else self._replacing_until
             if replacing is None or replacing <= now:
-                replacing = now if self._urgent_start else None
+                if self._urgent_start:
+                    replacing = now
+                elif self._lapsed:
+                    # A camera that lost its stream is out now: it goes ahead of extensions
+                    # with slack, after those about to expire (losing them costs more).
+                    replacing = now + 2 * self.settings.interval
+                else:
+                    replacing = None
             future = self._queue.submit(
                 kind,
                 camera.device_id,
@@ -241,11 +253,14 @@ class CameraStream:
                 and handle.protocol is StreamProtocol.RTSP
             ):
                 # Google may have rotated the tokens: retrying the old one would only be
-                # refused. Replace the stream instead (as urgently as an extension), and stop
-                # the old one afterwards: if the call never reached Google it still runs there.
+                # refused. Replace the stream instead (as urgently as an extension), showing
+                # the old one while it lasts (it plays on at Google either way), and stop it
+                # afterwards: if the call never reached Google it would live on as an orphan.
+                _LOGGER.debug("%s: extension unanswered (%s); replacing", self.camera.name, err)
                 self._failures += 1
+                self._last_error = str(err)
                 self._orphan = handle
-                self._stream_gone(handle, StreamGone(str(err)))
+                self._on_change(self)
                 return
             self._failure(err)
             return
@@ -264,6 +279,7 @@ class CameraStream:
             _LOGGER.debug("%s: stream gone (%s); generating a new one", self.camera.name, err)
         self._last_error = str(err)
         self._replacing_until = handle.expires_at
+        self._lapsed = True
         self._handle = None
         self._on_change(self)
 
@@ -296,6 +312,7 @@ class CameraStream:
         self._failures = 0
         self._retry_at = None
         self._replacing_until = None
+        self._lapsed = False
         self._last_error = None
         self._handle = handle
         if kind is CommandKind.EXTEND:

@@ -37,14 +37,15 @@ class StreamScheduler:
         clock: Clock,
         settings: Settings,
         *,
-        on_change: Callable[[], None],
+        on_change: Callable[[str | None], None],
         on_auth_failed: Callable[[], None],
         spawn: Spawn | None = None,
         spawn_command: Spawn | None = None,
     ) -> None:
         """Create a scheduler; nothing runs before `run()`.
 
-        `on_change` is called after every change (of a camera or the queue), `on_auth_failed`
+        `on_change` is called after every change: with the device id of the camera whose stream
+        changed, or None for a change of the queue or of the camera set. `on_auth_failed`
         once when Google refuses the credentials. `spawn` creates the
         cameras' long-lived tasks and `spawn_command` each command's short one (both default to
         `asyncio.create_task`); the HA layer passes its own factories so HA tracks them.
@@ -64,6 +65,8 @@ class StreamScheduler:
         """Cameras known to refuse extensions (learned by viewers, or saved)."""
         self.over_capacity: tuple[str, ...] = ()
         self.auth_failed = False
+        self._slack = settings.lead_slack(0)
+        """How far the lead may grow with the cameras admitted (see `Settings.lead_slack`)."""
 
     @property
     def capacity(self) -> int:
@@ -77,13 +80,11 @@ class StreamScheduler:
         cameras would need more commands than the quota gives.
         """
         settings = self.settings
-        active = sum(1 for stream in self._streams.values() if stream.enabled)
-        slack = settings.stream_lifetime - active * self.queue.interval - settings.extension_lead
-        extra = min(2 * self.queue.average_wait + self.queue.interval, max(0.0, slack))
+        extra = min(2 * self.queue.average_wait + self.queue.interval, self._slack)
         return settings.extension_lead + extra
 
-    def _notify(self, _stream: CameraStream | None = None) -> None:
-        self._on_change()
+    def _notify(self, stream: CameraStream | None = None) -> None:
+        self._on_change(None if stream is None else stream.camera.device_id)
 
     def _auth_failed(self) -> None:
         if not self.auth_failed:
@@ -130,6 +131,7 @@ class StreamScheduler:
             key=lambda c: not self._kept_alive(c.device_id),
         )
         admitted = {camera.device_id for camera in wanted[: self.capacity]}
+        self._slack = self.settings.lead_slack(len(admitted))
         self.over_capacity = tuple(c.device_id for c in wanted if c.device_id not in admitted)
         if self.over_capacity:
             _LOGGER.warning(

@@ -48,6 +48,8 @@ class Settings:
     """Seconds a command may take before it counts as unanswered."""
     stream_lifetime: float = 300.0
     """Seconds a stream lives at Google after a generation or an extension."""
+    quota_reserve: float = 0.02
+    """Share of the quota kept free for retries: admission and the adaptive lead leave it."""
 
     @property
     def interval(self) -> float:
@@ -58,9 +60,20 @@ class Settings:
     def capacity(self) -> int:
         """How many cameras the quota keeps alive: each costs one command per cycle.
 
-        A cycle is the stream's lifetime less the extension lead.
+        A cycle is the stream's lifetime less the extension lead; the reserve stays free.
         """
-        return max(0, math.floor((self.stream_lifetime - self.extension_lead) / self.interval))
+        cycle = self.stream_lifetime - self.extension_lead
+        return max(0, math.floor(cycle * (1 - self.quota_reserve) / self.interval))
+
+    def lead_slack(self, active: int) -> float:
+        """Seconds the extension lead may grow beyond its minimum with `active` cameras.
+
+        Extending `lead` seconds before expiry makes a cycle `lifetime - lead` long, and every
+        camera needs one command per cycle: the lead may grow while the cameras' commands still
+        fit in the quota less its reserve.
+        """
+        needed = active * self.interval / (1 - self.quota_reserve)
+        return max(0.0, self.stream_lifetime - self.extension_lead - needed)
 
     def retry_delay(self, failures: int) -> float:
         """Back-off after `failures` consecutive failures: base, doubling, capped."""
