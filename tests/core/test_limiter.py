@@ -36,15 +36,18 @@ def test_safety_margin_widens_the_interval() -> None:
 def test_device_window() -> None:
     clock = ManualClock(0)
     window = DeviceWindow(clock, limit=2)
-    assert window.ready_at("a") == -math.inf
-    window.record("a")
+    assert window.ready_at("a", "EXTEND") == -math.inf
+    window.record("a", "EXTEND")
     clock.advance(10)
-    window.record("a")
-    assert window.ready_at("a") == 60
-    assert window.ready_at("b") == -math.inf
+    window.record("a", "EXTEND")
+    assert window.ready_at("a", "EXTEND") == 60
+    assert window.ready_at("b", "EXTEND") == -math.inf
+    assert window.ready_at("a", "GENERATE") == -math.inf  # per device AND command
+    window.record("a", "GENERATE")
     clock.advance(50)
-    assert window.ready_at("a") == -math.inf  # the first call left the window
-    window.record("a")
-    assert window.ready_at("a") == 70
+    assert window.ready_at("a", "EXTEND") == -math.inf  # the first call left the window
+    window.record("a", "EXTEND")
+    assert window.ready_at("a", "EXTEND") == 70
     window.forget("a")
-    assert window.ready_at("a") == -math.inf
+    assert window.ready_at("a", "EXTEND") == -math.inf
+    assert window.ready_at("a", "GENERATE") == -math.inf

@@ -303,6 +303,11 @@ class CameraStream:
             # The stream still runs: retry while it can still be saved, backoff or not.
             last_chance = handle.expires_at - now - self._lead() / 2
             delay = max(1.0, min(delay, last_chance))
+        elif isinstance(err, TransientError) and (self._lapsed or handle is not None):
+            self._lapsed = True  # its stream expired meanwhile
+            # A camera that lost its stream is out until a generation succeeds: a passing
+            # error (5xx, no answer) is retried soon; a lasting one still ends in degraded.
+            delay = min(delay, 2 * self.settings.interval)
         self._retry_at = mono + delay
         self._set_state(StreamState.RUNNING if alive else StreamState.FAILED)
 

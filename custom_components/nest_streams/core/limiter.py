@@ -38,17 +38,21 @@ class SmoothLimiter:
 
 
 class DeviceWindow:
-    """At most `limit` commands per device in any sliding 60 s window."""
+    """At most `limit` calls of one command per device in any sliding 60 s window.
+
+    Google's limit is per device AND command: a camera's extensions do not hold up its
+    generation (nor the other way round).
+    """
 
     def __init__(self, clock: Clock, limit: int) -> None:
-        """Allow `limit` commands per device per minute."""
+        """Allow `limit` calls per device and command per minute."""
         self._clock = clock
         self._limit = limit
-        self._sent: dict[str, deque[float]] = {}
+        self._sent: dict[tuple[str, str], deque[float]] = {}
 
-    def ready_at(self, device_id: str) -> float:
-        """When the device may send its next command (-inf: now)."""
-        sent = self._sent.get(device_id)
+    def ready_at(self, device_id: str, command: str) -> float:
+        """When the device may send `command` next (-inf: now)."""
+        sent = self._sent.get((device_id, command))
         if not sent:
             return -math.inf
         cutoff = self._clock.monotonic() - WINDOW
@@ -58,10 +62,11 @@ class DeviceWindow:
             return -math.inf
         return sent[0] + WINDOW
 
-    def record(self, device_id: str) -> None:
-        """Count a command sent now."""
-        self._sent.setdefault(device_id, deque()).append(self._clock.monotonic())
+    def record(self, device_id: str, command: str) -> None:
+        """Count a call of `command` sent now."""
+        self._sent.setdefault((device_id, command), deque()).append(self._clock.monotonic())
 
     def forget(self, device_id: str) -> None:
         """Drop a removed device."""
-        self._sent.pop(device_id, None)
+        for key in [key for key in self._sent if key[0] == device_id]:
+            del self._sent[key]

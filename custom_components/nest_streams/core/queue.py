@@ -169,7 +169,7 @@ class CommandQueue:
                 await self._sleep_or_wakeup(ready_at - self._clock.monotonic())
                 continue
             self.limiter.take()
-            self._devices.record(entry.device_id)
+            self._devices.record(entry.device_id, entry.kind.name)
             self._sent.append(self._clock.monotonic())
             wait = self._clock.monotonic() - entry.submitted_at
             self._average_wait += EMA_ALPHA * (wait - self._average_wait)
@@ -197,7 +197,7 @@ class CommandQueue:
                 heapq.heapify(self._heap)
                 entry.future.set_exception(StreamGone("the stream expired before its turn"))
                 continue
-            ready_at = self._devices.ready_at(entry.device_id)
+            ready_at = self._devices.ready_at(entry.device_id, entry.kind.name)
             if ready_at <= mono:
                 self._heap.remove(entry)
                 heapq.heapify(self._heap)
