@@ -27,6 +27,7 @@ import argparse
 from concurrent.futures import ProcessPoolExecutor
 import json
 import logging
+import multiprocessing
 import os
 import statistics
 import time
@@ -79,7 +80,8 @@ def run_seeds(args: argparse.Namespace, cameras: int) -> dict[str, Any]:
     if len(args.seeds) == 1:
         return _run(args, cameras, args.seeds[0])
     workers = min(len(args.seeds), os.cpu_count() or 1)
-    with ProcessPoolExecutor(workers) as pool:
+    # spawn: no fork of a process with threads, and no socket (forkserver's) to set up.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         runs = list(
             pool.map(_run, [args] * len(args.seeds), [cameras] * len(args.seeds), args.seeds)
         )

@@ -22,6 +22,16 @@ def test_capacity_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> No
     assert result["calls_per_camera_hour"] > 10
 
 
+def test_several_seeds_give_the_worst_and_the_median(capsys: pytest.CaptureFixture[str]) -> None:
+    assert capacity.seeds("1-3,7") == [1, 2, 3, 7]
+    capacity.main(["--cameras", "4", "--hours", "0.2", "--fault-rate", "0", "--seeds", "1-2"])
+    result = json.loads(capsys.readouterr().out)
+    assert [run["seed"] for run in result["runs"]] == [1, 2]
+    worst = min(run["client_min_camera_availability"] for run in result["runs"])
+    assert result["client_min_camera_availability"] == worst
+    assert 0.9 < worst <= 1.0
+
+
 def test_find_max_searches_camera_counts(capsys: pytest.CaptureFixture[str]) -> None:
     capacity.main(["--find-max", "--qpm", "1", "--hours", "0.3", "--fault-rate", "0"])
     result = json.loads(capsys.readouterr().out)
