@@ -78,8 +78,9 @@ def test_starting_then_running_then_extended_before_expiry() -> None:
     ops = client.ops("a")
     assert ops[0] == (0.0, "generate")
     extensions = [at for at, op in ops if op == "extend"]
-    # Due at expiry minus the lead (15 s minimum plus room for the queue).
-    assert 301 - 30 <= extensions[0] <= 301 - 15
+    # Due at expiry minus the lead: 15 s minimum plus a headroom of 4 command intervals
+    # (6.06 s each) while the quota has slack for it.
+    assert extensions[0] == pytest.approx(301 - 15 - 4 * 6.06, abs=0.5)
     assert len(extensions) == 2
 
 
@@ -125,12 +126,12 @@ def test_the_failure_settings_are_used() -> None:
 
 
 def test_the_extension_lead_setting_is_used() -> None:
-    """A 60 s lead extends about 60 s (plus room for the queue) before expiry."""
+    """A 60 s lead extends 60 s (plus the headroom of 4 intervals) before expiry."""
     client, _, _ = virtual(
         _scenario([rtsp("a")], lambda c: None, [(300, None)], config=Settings(extension_lead=60))
     )
     extensions = [at for at, op in client.ops("a") if op == "extend"]
-    assert 300 - 60 - 8 <= extensions[0] <= 300 - 60
+    assert extensions[0] == pytest.approx(300 - 60 - 4 * 6.06, abs=0.5)
 
 
 def test_retry_delay_schedule() -> None:
@@ -382,32 +383,35 @@ def test_a_replacement_goes_ahead_of_new_cameras() -> None:
     assert order[refused + 1] == "a"  # its replacement, before the queued new cameras
 
 
-def test_a_camera_whose_stream_lapsed_goes_ahead_of_new_cameras() -> None:
-    """Once its stream has expired, a running camera's regeneration stays urgent."""
+def test_a_camera_without_stream_goes_ahead_of_extensions_that_can_wait() -> None:
+    """Its generation competes by deadline (now + 2 intervals), not after every extension."""
 
-    async def main() -> list[tuple[float, str]]:
+    async def main() -> list[tuple[float, str, str]]:
         clk = clock()
         client = FakeClient(clk)
-        client.script("a", "extend", StreamGone("expired"))
-        # The replacement fails twice: its retry (about 311 s) comes after the expiry (300 s).
-        client.script("a", "generate", None, TransientError("503"), TransientError("503"))
         scheduler = make_scheduler(client, clk)
         worker = asyncio.create_task(scheduler.run())
-        cams = [rtsp("a")]
-        scheduler.set_cameras(cams)
-        await asyncio.sleep(303)
-        assert scheduler.statuses()["enterprises/p/devices/a"].state is not StreamState.RUNNING
-        scheduler.set_cameras([*cams, *(rtsp(f"n{i}") for i in range(6))])
-        await asyncio.sleep(60)
+        cams = [rtsp(f"c{i}") for i in range(4)]
+        # Four streams that all expire at 300 s: their extensions queue up at 260.76 s.
+        restored = {
+            camera.device_id: StreamHandle(
+                StreamProtocol.RTSP, clk.now() + 300, f"rtsps://h/{camera.name}", "e"
+            )
+            for camera in cams
+        }
+        scheduler.set_cameras(cams, restored=restored)
+        await asyncio.sleep(262)
+        scheduler.set_cameras([*cams, rtsp("n")])
+        await asyncio.sleep(30)
         await scheduler.stop(stop_streams=False)
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
-        return [(round(c.at), c.device) for c in client.calls if c.at > 305]
+        return [(round(c.at, 2), c.device, c.op) for c in client.calls if c.at > 250]
 
-    devices = [device for _, device in virtual(main())]
-    # a's retry goes ahead of the new cameras still queued (a first generation would wait
-    # behind all of them).
-    assert devices.index("a") < devices.index("n2"), devices
+    calls = virtual(main())
+    order = [(device, op) for _, device, op in calls]
+    # n (deadline 262 + 12.12 s) goes right after c0, before the extensions due at 300 s.
+    assert order[:2] == [("c0", "extend"), ("n", "generate")], calls
 
 
 def test_a_camera_without_stream_retries_a_passing_error_soon() -> None:
@@ -452,12 +456,12 @@ def test_an_unanswered_extension_shows_the_old_stream_until_replaced() -> None:
         _scenario(
             [rtsp("a")],
             script,
-            [(287, _status("a")), (60, _status("a"))],
+            [(268.5, _status("a")), (60, _status("a"))],
         )
     )
     assert [op for _, op in client.ops("a")][:3] == ["generate", "extend", "generate"]
     replacement_sent = client.ops("a")[2][0]
-    assert replacement_sent < 287 < replacement_sent + 4  # `during` is sampled meanwhile
+    assert replacement_sent < 268.5 < replacement_sent + 4  # `during` is sampled meanwhile
     assert during.state is StreamState.RUNNING
     assert during.stream_url == "rtsps://host/a?auth=t1"
     assert after.state is StreamState.RUNNING
@@ -472,7 +476,7 @@ def test_a_failed_extension_of_a_live_stream_stays_running_and_retries_in_time()
         _scenario(
             [rtsp("a")],
             lambda c: c.script("a", "extend", TransientError("HTTP 503")),
-            [(285, _status("a")), (15, None)],
+            [(270, _status("a")), (30, None)],
             config=settings,
         )
     )
@@ -481,8 +485,8 @@ def test_a_failed_extension_of_a_live_stream_stays_running_and_retries_in_time()
     assert len(extends) >= 2
     assert after_failure.state is StreamState.RUNNING
     assert after_failure.consecutive_failures == 1
-    # Expiry at 300 s; the retry is due at the last chance, 300 - lead / 2 (lead ≈ 21 s).
-    assert 287 <= extends[1] <= 291
+    # Expiry at 300 s; the retry is due at the last chance, 300 - lead / 2 (lead 39.24 s).
+    assert extends[1] == pytest.approx(300 - 39.24 / 2, abs=1)
 
 
 def _restart_then_status(scheduler: StreamScheduler) -> Any:

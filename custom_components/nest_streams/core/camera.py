@@ -214,14 +214,10 @@ class CameraStream:
             offer = self._offer_sdp
             replacing = handle.expires_at if handle else self._replacing_until
             if replacing is None or replacing <= now:
-                if self._urgent_start:
-                    replacing = now
-                elif self._lapsed:
-                    # A camera that lost its stream is out now: it goes ahead of extensions
-                    # with slack, after those about to expire (losing them costs more).
-                    replacing = now + 2 * self.settings.interval
-                else:
-                    replacing = None
+                # A camera without stream (lost, or not started yet) is out now: it goes ahead
+                # of extensions with slack, after those about to expire (losing them costs
+                # more); a viewer waits for its session: first.
+                replacing = now if self._urgent_start else now + 2 * self.settings.interval
             future = self._queue.submit(
                 kind,
                 camera.device_id,
@@ -309,7 +305,8 @@ class CameraStream:
             # error (5xx, no answer) is retried soon; a lasting one still ends in degraded.
             delay = min(delay, 2 * self.settings.interval)
         self._retry_at = mono + delay
-        self._set_state(StreamState.RUNNING if alive else StreamState.FAILED)
+        # Forced: the failure count and error changed even when the state did not.
+        self._set_state(StreamState.RUNNING if alive else StreamState.FAILED, force=True)
 
     def _success(self, kind: CommandKind, handle: StreamHandle) -> None:
         if self._failures or self._state is StreamState.DEGRADED:

@@ -80,7 +80,10 @@ class StreamScheduler:
         cameras would need more commands than the quota gives.
         """
         settings = self.settings
-        extra = min(2 * self.queue.average_wait + self.queue.interval, self._slack)
+        extra = min(
+            max(2 * self.queue.average_wait + self.queue.interval, 4 * self.queue.interval),
+            self._slack,
+        )
         return settings.extension_lead + extra
 
     def _notify(self, stream: CameraStream | None = None) -> None:
