@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import capacity, soak
+from benchmarks import capacity, ha_cost, soak
 
 
 def test_capacity_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,3 +52,12 @@ def test_soak_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["orphan_streams_at_google"] == 0
     # The empty device list at 0.5 h was read and cost nothing.
     assert result["generations_beyond_necessary"] == 0
+
+
+def test_ha_cost_prints_the_cost_per_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """A short run (HA in a subprocess): every camera ran and commands were measured."""
+    ha_cost.main(["--cameras", "3", "--qpm", "10", "--minutes", "5"])
+    (run,) = json.loads(capsys.readouterr().out)["runs"]
+    assert run["running"] == 3
+    assert run["commands"] >= 1
+    assert run["cpu_ms_per_command"] > 0

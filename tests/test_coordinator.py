@@ -386,3 +386,33 @@ async def test_a_restart_does_not_wait_for_the_device_list(
     assert emulator.report()["availability"]["min"] == 1.0
     assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
     assert caplog.text.count("Could not read the device list") == 1
+
+
+async def test_a_camera_change_updates_that_camera_and_the_hub_only(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+) -> None:
+    """A command changes one camera: its entities and the hub's are written, no others."""
+    coordinator = setup_integration.runtime_data.coordinator
+    await advance(hass, freezer, 60)
+    first, second = (f"enterprises/{PROJECT_ID}/devices/rtsp-0{n}" for n in (1, 2))
+    calls: list[str] = []
+    for unsubscribe in (
+        coordinator.async_add_listener(lambda: calls.append("every entity")),
+        coordinator.async_add_update_listener(first, lambda: calls.append("first")),
+        coordinator.async_add_update_listener(second, lambda: calls.append("second")),
+        coordinator.async_add_update_listener(None, lambda: calls.append("hub")),
+    ):
+        setup_integration.async_on_unload(unsubscribe)
+    coordinator.async_restart_camera(first)
+    await advance(hass, freezer, 10)
+    assert {"first", "hub"} <= set(calls)
+    assert "second" not in calls
+    assert "every entity" not in calls
+    assert coordinator.data.statuses[first].last_attempt is not None
+    assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
+    # A device-list read still updates every entity.
+    calls.clear()
+    await coordinator.async_refresh_devices()
+    assert "every entity" in calls

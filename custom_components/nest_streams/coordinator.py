@@ -84,6 +84,10 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self._store = StreamStore(hass, entry.entry_id)
         self._saved = SavedState()
         self._push_pending = False
+        self._changed: set[str] = set()
+        """Cameras whose stream changed since the last push."""
+        self._updates: dict[str | None, list[CALLBACK_TYPE]] = {}
+        """Entities to update when a camera (by device id) or the hub (None) changed."""
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._camera_listeners: list[Callable[[list[str]], None]] = []
         self._known: set[str] = set()
@@ -285,16 +289,48 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         )
 
     @callback
-    def _scheduler_changed(self, _device_id: str | None) -> None:
+    def async_add_update_listener(
+        self, device_id: str | None, update: CALLBACK_TYPE
+    ) -> CALLBACK_TYPE:
+        """Call `update` when camera `device_id` changed (None: the hub's queue statistics).
+
+        A command changes one camera and the queue, so only those entities are written (a
+        device-list read still updates every entity, through the coordinator's listeners).
+        """
+        listeners = self._updates.setdefault(device_id, [])
+        listeners.append(update)
+        return lambda: listeners.remove(update)
+
+    @callback
+    def _scheduler_changed(self, device_id: str | None) -> None:
         """Coalesce the scheduler's changes into one push per event-loop turn."""
+        if device_id is not None:
+            self._changed.add(device_id)
         if not self._push_pending:
             self._push_pending = True
             self.hass.loop.call_soon(self._push)
 
     @callback
     def _push(self) -> None:
+        """Give the entities of the changed cameras and the hub the new state."""
         self._push_pending = False
-        self.async_set_updated_data(self._snapshot())
+        changed, self._changed = self._changed, set()
+        data: StreamsSnapshot | None = self.data
+        if data is None:  # before the first refresh: nothing listens yet
+            return
+        statuses = dict(data.statuses)
+        for device_id in changed:
+            if device_id in data.cameras:
+                statuses[device_id] = self.scheduler.stream(device_id).status
+        self.data = StreamsSnapshot(
+            cameras=data.cameras,
+            statuses=statuses,
+            stats=self.scheduler.stats(),
+            over_capacity=self.scheduler.over_capacity,
+        )
+        for key in (*changed, None):
+            for update in list(self._updates.get(key, ())):
+                update()
         self._store.async_delay_save(self._state)
 
     @callback

@@ -61,6 +61,15 @@ class CameraStreamEntity(NestStreamsEntity):
         self._attr_unique_id = f"{device_id}-{key}"
         self._attr_device_info = camera_device_info(coordinator, coordinator.cameras[device_id])
 
+    async def async_added_to_hass(self) -> None:
+        """Also follow the changes of this camera alone (a command changes one camera)."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.async_add_update_listener(
+                self.device_id, self._handle_coordinator_update
+            )
+        )
+
     @property
     def status(self) -> StreamStatus | None:
         """The camera's current stream status."""

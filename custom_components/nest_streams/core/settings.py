@@ -140,7 +140,7 @@ class UserOption:
 DEFAULTS = Settings()
 
 USER_OPTIONS: tuple[UserOption, ...] = (
-    UserOption("qpm", 1, 60, "calls/min", step=0.5),
+    UserOption("qpm", 1, 600, "calls/min", step=0.5),  # up to a quota Google raised
     UserOption("extension_lead", 5, 120, "s"),
     UserOption("max_failures", 1, 50),
     UserOption("degraded_retry", 30, 3600, "s"),
