@@ -55,6 +55,23 @@ class Reply:
         return cls.json(code, {"error": {"code": code, "message": message, "status": status}})
 
     @classmethod
+    def quota(cls, message: str = QUOTA_MESSAGE) -> Reply:
+        """Google's 429: the limit's message, and the reason in `errors` as captured."""
+        return cls.json(
+            429,
+            {
+                "error": {
+                    "code": 429,
+                    "message": message,
+                    "errors": [
+                        {"message": message, "domain": "global", "reason": "rateLimitExceeded"}
+                    ],
+                    "status": "RESOURCE_EXHAUSTED",
+                }
+            },
+        )
+
+    @classmethod
     def html(cls, status: int, text: str) -> Reply:
         """An HTML page (the OAuth consent screen's errors)."""
         page = f"<!doctype html><title>Error {status}</title><h1>Error {status}</h1><p>{text}</p>"
@@ -325,7 +342,7 @@ class Emulator:
             raise _Refusal(Reply.error(503, "UNAVAILABLE", "The service is currently unavailable."))
         if fault is Fault.QUOTA:
             self.metrics.quota_rejections += 1
-            raise _Refusal(Reply.error(429, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE))
+            raise _Refusal(Reply.quota())
         if fault is Fault.LOST:
             raise ConnectionLost
         if fault is Fault.SLOW:
@@ -425,12 +442,14 @@ class Emulator:
         project_key = ("ExecuteDeviceCommand", project)
         if not self._quota.try_acquire(project_key, self.config.execute_qpm, now):
             self.metrics.quota_rejections += 1
-            return Reply.error(429, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE)
+            return Reply.quota()
         device_key = ("device", device_id, command)
         if not self._quota.try_acquire(device_key, self.config.device_command_qpm, now):
             self._quota.release(project_key)
             self.metrics.quota_rejections += 1
-            return Reply.error(429, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE)
+            # The per-device limit names the command (the project's names ExecuteDeviceCommand).
+            name = command.rsplit(".", 1)[-1]
+            return Reply.quota(f"Rate limited for the {name} API for the user.")
         fault = self.faults.for_call(self.elapsed(), device_id, command=True)
         if fault is Fault.QUOTA or fault is Fault.LOST:
             self._quota.release(project_key)

@@ -243,6 +243,27 @@ def _google_error(status: int, name: str) -> bytes:
 
 
 @pytest.mark.parametrize(
+    ("message", "per_device"),
+    [
+        ("Rate limited for the ExecuteDeviceCommand API for the user.", False),
+        ("Rate limited for the GenerateRtspStream API for the user.", True),
+        ("Quota exceeded.", False),
+    ],
+)
+async def test_a_429_naming_the_command_is_the_devices_limit(
+    emulator: Emulator, message: str, per_device: bool
+) -> None:
+    """Google's per-device limit names the command; the project's names ExecuteDeviceCommand."""
+    body = json.dumps(
+        {"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED"}}
+    ).encode()
+    sdm, camera, _, _ = await _scripted(emulator, 429, body)
+    with pytest.raises(QuotaExceeded) as raised:
+        await sdm.generate(camera)
+    assert raised.value.per_device is per_device
+
+
+@pytest.mark.parametrize(
     ("status", "name", "on_generate", "on_extend"),
     [
         (400, "INVALID_ARGUMENT", CommandFailed, StreamGone),

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from http import HTTPStatus
 import logging
+import re
 from typing import Any, override
 from urllib.parse import parse_qs, urlparse
 
@@ -41,6 +42,8 @@ from .core.errors import (
 from .core.models import CameraInfo, StreamHandle, StreamProtocol
 
 _LOGGER = logging.getLogger(__name__)
+
+_RATE_LIMITED = re.compile(r"Rate limited for the (\w+) API")
 
 LIST_TIMEOUT = 20.0
 """Seconds a device-list read may take (a slow list must not hold up a set-up or a re-read)."""
@@ -135,7 +138,11 @@ def _core_error(err: HttpError, *, extending: bool) -> StreamError:
     """
     message = str(err)
     if err.status == HTTPStatus.TOO_MANY_REQUESTS:
-        return QuotaExceeded(message)
+        # GUESS (from captured answers): the project-and-user limit names ExecuteDeviceCommand,
+        # the per-device limit the command itself; nothing else in the answer tells them apart.
+        limited = _RATE_LIMITED.search(err.message)
+        per_device = limited is not None and limited.group(1) != "ExecuteDeviceCommand"
+        return QuotaExceeded(message, per_device=per_device)
     if err.status >= HTTPStatus.INTERNAL_SERVER_ERROR or err.status == HTTPStatus.CONFLICT:
         return TransientError(message)
     if err.status == HTTPStatus.UNAUTHORIZED:

@@ -150,6 +150,43 @@ def test_quota_backs_off_the_project_and_retries_the_command() -> None:
     assert stats.executed == 2
 
 
+def test_a_per_device_429_holds_up_only_that_device_and_command() -> None:
+    """Google's per-device limit refused a's extension: a's extension waits 12 s (a slot of the
+    device's window), while b and a's other commands go on at the project's pace."""
+
+    async def main() -> tuple[list[tuple[str, float]], Any]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        log: list[tuple[str, float]] = []
+        attempts = iter([QuotaExceeded("429", per_device=True), None])
+
+        async def limited() -> str:
+            log.append(("a extend", round(clk.now() - EPOCH, 2)))
+            if (outcome := next(attempts)) is not None:
+                raise outcome
+            return "ok"
+
+        futures = [
+            queue.submit(CommandKind.EXTEND, "a", limited, EPOCH + 200),
+            queue.submit(CommandKind.EXTEND, "b", _recorder(log, clk, "b extend"), EPOCH + 210),
+            queue.submit(CommandKind.GENERATE, "a", _recorder(log, clk, "a generate")),
+        ]
+        await _with_worker(queue, asyncio.gather(*futures))
+        return log, queue.stats()
+
+    log, stats = virtual(main())
+    # No project back-off: b and a's generation keep the 6.06 s pace; a's extension comes back
+    # when its device's slot opens (12 s after the refusal).
+    assert log == [
+        ("a extend", 0.0),
+        ("b extend", 6.06),
+        ("a extend", 12.12),
+        ("a generate", 18.18),
+    ]
+    assert stats.quota_rejections == 1
+    assert stats.backoff_until is None
+
+
 def test_timeout_and_errors_reach_the_submitter() -> None:
     async def main() -> tuple[BaseException | None, BaseException | None, Any]:
         clk = clock()

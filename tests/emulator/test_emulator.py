@@ -221,9 +221,11 @@ async def test_execute_quota_sliding_window(caller: Caller, clock: ManualClock) 
         clock.advance(1)
     status, body = await caller.command("rtsp-01", "GenerateRtspStream")
     assert status == 429
+    message = "Rate limited for the ExecuteDeviceCommand API for the user."
     assert body["error"] == {
         "code": 429,
-        "message": "Rate limited for the ExecuteDeviceCommand API for the user.",
+        "message": message,
+        "errors": [{"message": message, "domain": "global", "reason": "rateLimitExceeded"}],
         "status": "RESOURCE_EXHAUSTED",
     }
     clock.advance(50.5)  # the first call leaves the window
@@ -237,8 +239,10 @@ async def test_per_device_command_quota(caller: Caller, clock: ManualClock) -> N
     for _ in range(5):
         status, _ = await caller.command("rtsp-01", "GenerateRtspStream")
         assert status == 200
-    status, _ = await caller.command("rtsp-01", "GenerateRtspStream")
+    status, body = await caller.command("rtsp-01", "GenerateRtspStream")
     assert status == 429
+    assert body["error"]["message"] == "Rate limited for the GenerateRtspStream API for the user."
+    assert body["error"]["errors"][0]["reason"] == "rateLimitExceeded"
     # The refused call did not use the project's quota: 4 more fit.
     for _ in range(4):
         status, _ = await caller.command("rtsp-02", "GenerateRtspStream")

@@ -8,7 +8,16 @@ class StreamError(Exception):
 
 
 class QuotaExceeded(StreamError):
-    """Google answered 429 RESOURCE_EXHAUSTED: a signal for the whole project, not the camera."""
+    """Google answered 429 RESOURCE_EXHAUSTED: a signal for the whole project, not the camera.
+
+    `per_device`: only the device's limit for this command was hit (5 per minute per device and
+    command); the rest of the project goes on.
+    """
+
+    def __init__(self, message: str = "", *, per_device: bool = False) -> None:
+        """Describe the refusal; `per_device` when only one device and command must wait."""
+        super().__init__(message)
+        self.per_device = per_device
 
 
 class StreamGone(StreamError):

@@ -49,9 +49,15 @@ class DeviceWindow:
         self._clock = clock
         self._limit = limit
         self._sent: dict[tuple[str, str], deque[float]] = {}
+        self._blocked: dict[tuple[str, str], float] = {}
+        """Device and command -> monotonic time before which Google refused them (429)."""
 
     def ready_at(self, device_id: str, command: str) -> float:
         """When the device may send `command` next (-inf: now)."""
+        blocked = self._blocked.get((device_id, command), -math.inf)
+        if blocked > self._clock.monotonic():
+            return blocked
+        self._blocked.pop((device_id, command), None)
         sent = self._sent.get((device_id, command))
         if not sent:
             return -math.inf
@@ -66,7 +72,18 @@ class DeviceWindow:
         """Count a call of `command` sent now."""
         self._sent.setdefault((device_id, command), deque()).append(self._clock.monotonic())
 
+    def block(self, device_id: str, command: str) -> float:
+        """Google refused `command` for this device (its own limit): wait a slot of the window.
+
+        Returns until when (monotonic).
+        """
+        until = self._clock.monotonic() + WINDOW / self._limit
+        self._blocked[(device_id, command)] = until
+        return until
+
     def forget(self, device_id: str) -> None:
         """Drop a removed device."""
         for key in [key for key in self._sent if key[0] == device_id]:
             del self._sent[key]
+        for key in [key for key in self._blocked if key[0] == device_id]:
+            del self._blocked[key]

@@ -216,7 +216,7 @@ class CommandQueue:
         try:
             async with asyncio.timeout(self._timeout):
                 result = await entry.run()
-        except QuotaExceeded:
+        except QuotaExceeded as err:
             self._quota_rejections += 1
             if self._stopped:
                 self._finish_error(entry, QueueStopped("refused for quota while stopping"))
@@ -224,7 +224,17 @@ class CommandQueue:
                 if not entry.future.done():
                     heapq.heappush(self._heap, entry)
                     self._wakeup.set()
-                self._back_off()
+                if err.per_device:
+                    # Only this device and command wait; the project's other commands go on.
+                    until = self._devices.block(entry.device_id, entry.kind.name)
+                    _LOGGER.debug(
+                        "429 for %s %s only; it waits %.0f s",
+                        entry.device_id,
+                        entry.kind.name,
+                        until - self._clock.monotonic(),
+                    )
+                else:
+                    self._back_off()
         except TimeoutError:
             self._finish_error(
                 entry,
