@@ -55,6 +55,7 @@ def _run(args: argparse.Namespace, cameras: int, seed: int) -> dict[str, Any]:
             cameras=cameras,
             qpm=args.qpm,
             google_qpm=args.google_qpm,
+            device_quota_rate=args.device_429_rate,
             hours=args.hours,
             fault_rate=args.fault_rate,
             seed=seed,
@@ -147,6 +148,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--hours", type=float, default=24, help="virtual hours")
     parser.add_argument("--fault-rate", type=float, default=0.01, help="per-call fault rate")
+    parser.add_argument(
+        "--device-429-rate",
+        type=float,
+        default=0.0,
+        help="share of commands refused by Google's per-device limit (another app on a camera)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="one fault injection seed")
     parser.add_argument("--seeds", type=seeds, default=None, help="seeds, e.g. 1-8 or 1,3")
     parser.add_argument("--find-max", action="store_true", help="search the largest camera count")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 import statistics
 from typing import Any, cast
 
@@ -118,6 +119,7 @@ async def simulate(
     fault_rate: float,
     seed: int,
     google_qpm: float | None = None,
+    device_quota_rate: float = 0.0,
     webrtc: int = 0,
     battery: int = 0,
     settings: Settings | None = None,
@@ -135,7 +137,7 @@ async def simulate(
         EmulatorConfig(
             devices=default_devices(cameras, webrtc=webrtc, battery=battery),
             execute_qpm=max(1, int(qpm if google_qpm is None else google_qpm)),
-            faults=FaultConfig.uniform(fault_rate),
+            faults=replace(FaultConfig.uniform(fault_rate), rate_device_quota=device_quota_rate),
             seed=seed,
         ),
         clock,
@@ -194,6 +196,7 @@ async def simulate(
         "google_qpm": emulator.config.execute_qpm,
         "hours": hours,
         "fault_rate": fault_rate,
+        "device_quota_rate": device_quota_rate,
         "seed": seed,
         "availability": availability["overall"],
         "min_camera_availability": availability["min"],

@@ -228,6 +228,7 @@ class Emulator:
                 "rate_slow",
                 "rate_malformed",
                 "rate_lost",
+                "rate_device_quota",
                 "slow_seconds",
             ):
                 if key in change:
@@ -451,9 +452,14 @@ class Emulator:
             name = command.rsplit(".", 1)[-1]
             return Reply.quota(f"Rate limited for the {name} API for the user.")
         fault = self.faults.for_call(self.elapsed(), device_id, command=True)
-        if fault is Fault.QUOTA or fault is Fault.LOST:
+        if fault in (Fault.QUOTA, Fault.LOST, Fault.DEVICE_QUOTA):
             self._quota.release(project_key)
             self._quota.release(device_key)
+        if fault is Fault.DEVICE_QUOTA:
+            self.metrics.faults[fault.value] += 1
+            self.metrics.quota_rejections += 1
+            name = command.rsplit(".", 1)[-1]
+            return Reply.quota(f"Rate limited for the {name} API for the user.")
         if fault is not None and fault is not Fault.SLOW and fault is not Fault.MALFORMED:
             await self._raise_fault(fault, device_id)
         self.metrics.accepted_commands.append(now)

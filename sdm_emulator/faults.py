@@ -19,6 +19,8 @@ class Fault(StrEnum):
     LOST = "lost"
     """The connection drops before the call reaches Google: nothing is carried out (and no
     quota spent), the client sees a dropped connection and cannot tell it from a lost answer."""
+    DEVICE_QUOTA = "device_429"
+    """Google's per-device limit refuses the command (another app drives the same camera)."""
     NOT_FOUND = "404"
     QUOTA = "429"
     TOKEN_DOWN = "token_down"
@@ -48,6 +50,7 @@ class FaultConfig:
     rate_slow: float = 0.0
     rate_malformed: float = 0.0
     rate_lost: float = 0.0
+    rate_device_quota: float = 0.0
     slow_seconds: float = 30.0
     not_found_devices: set[str] = field(default_factory=set)
     """Devices answered with 404 (still listed: a device that vanished behind the list's back)."""
@@ -112,6 +115,7 @@ class FaultInjector:
             (Fault.SLOW, config.rate_slow),
             (Fault.MALFORMED, config.rate_malformed),
             (Fault.LOST, config.rate_lost),
+            (Fault.DEVICE_QUOTA, config.rate_device_quota),
         ):
             if draw < rate:
                 return fault

@@ -302,6 +302,20 @@ async def test_slow_and_malformed_answers_still_run_the_command(
     assert caller.emulator.metrics.faults == {"slow": 1, "malformed": 1}
 
 
+async def test_a_per_device_429_fault_names_the_command(caller: Caller) -> None:
+    """`Fault.DEVICE_QUOTA`: what another app driving the same camera would cause."""
+    caller.emulator.config.faults.rate_device_quota = 1.0
+    status, body = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert status == 429
+    assert body["error"]["message"] == "Rate limited for the GenerateRtspStream API for the user."
+    assert caller.emulator.streams == {}
+    assert caller.emulator.metrics.quota_rejections == 1
+    caller.emulator.config.faults.rate_device_quota = 0.0
+    for _ in range(5):  # the refusal spent neither the device's nor the project's quota
+        status, _ = await caller.command("rtsp-01", "GenerateRtspStream")
+        assert status == 200
+
+
 async def test_a_lost_connection_runs_nothing_and_spends_no_quota(
     caller: Caller, clock: ManualClock
 ) -> None:
