@@ -16,27 +16,18 @@ import json
 import os
 from pathlib import Path
 import time
-from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components.application_credentials import (
-    ClientCredential,
-    async_import_client_credential,
-)
 from homeassistant.core import Event, HomeAssistant, callback
-from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
-import custom_components.nest_streams  # noqa: F401 - imported so it can be patched
 from sdm_emulator import Emulator, EmulatorConfig, default_devices
-from sdm_emulator.ha_bridge import register_token_endpoint
-from sdm_emulator.inprocess import InProcessSession
 
+from .ha_entry import add_entry, emulator_behind_ha
 from .versus_core_harness import next_timer
 
-TOKEN_URL = "https://www.googleapis.com/oauth2/v4/token"
 PROJECT_ID = "project-id-1"
 STEP = 1.0
 
@@ -65,9 +56,7 @@ def emulator() -> Emulator:
 @pytest.fixture(autouse=True)
 def bridge(emulator: Emulator, aioclient_mock: AiohttpClientMocker) -> Generator[None]:
     """All SDM calls and token refreshes go to the emulator."""
-    register_token_endpoint(aioclient_mock, emulator, TOKEN_URL)
-    session = InProcessSession(emulator)
-    with patch("custom_components.nest_streams.async_get_clientsession", return_value=session):
+    with emulator_behind_ha(emulator, aioclient_mock):
         yield
 
 
@@ -90,18 +79,7 @@ async def test_cost(
     """Set up, let every camera start, then measure a window of steady keep-alive."""
     cameras, qpm = int(_env("CAMERAS", "45")), float(_env("QPM", "10"))
     minutes = float(_env("MINUTES", "10"))
-    assert await async_setup_component(hass, "application_credentials", {})
-    await async_import_client_credential(
-        hass, "nest_streams", ClientCredential("client-id", "client-secret"), "imported-cred"
-    )
-    token = {**emulator.issue_tokens(), "expires_at": time.time() + 3599}
-    entry = MockConfigEntry(
-        domain="nest_streams",
-        unique_id=PROJECT_ID,
-        data={"auth_implementation": "imported-cred", "token": token, "project_id": PROJECT_ID},
-        options={"qpm": qpm},
-    )
-    entry.add_to_hass(hass)
+    entry = await add_entry(hass, emulator, {"qpm": qpm})
     # The harness's own cost of a step, before anything of ours runs.
     started = time.process_time()
     idle_steps = await _steps(hass, freezer, 60)

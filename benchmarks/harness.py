@@ -86,22 +86,26 @@ class ClientHeld:
         if held and status.expires_at is not None:
             self._open[device_id] = (current[0] if current else now, status.expires_at)
 
+    def _held(self, device_id: str, until: float) -> list[tuple[float, float]]:
+        """The camera's held spans up to `until`, in order (the open one included)."""
+        spans = list(self.spans.get(device_id, []))
+        if (current := self._open.get(device_id)) is not None:
+            spans.append((current[0], min(until, current[1])))
+        return spans
+
     def availability(self, devices: list[str], since: float, until: float) -> dict[str, float]:
         """Per camera, the share of [since, until] it was held (0 for a camera never held)."""
-        result: dict[str, float] = {}
-        for device_id in devices:
-            spans = list(self.spans.get(device_id, []))
-            if (current := self._open.get(device_id)) is not None:
-                spans.append((current[0], min(until, current[1])))
-            held = sum(max(0.0, min(b, until) - max(a, since)) for a, b in spans)
-            result[device_id] = held / (until - since)
-        return result
+        return {
+            device_id: sum(
+                max(0.0, min(b, until) - max(a, since)) for a, b in self._held(device_id, until)
+            )
+            / (until - since)
+            for device_id in devices
+        }
 
     def longest_gap(self, device_id: str, since: float, until: float) -> float:
         """The longest time in [since, until] the camera was not held."""
-        spans = sorted(self.spans.get(device_id, []))
-        if (current := self._open.get(device_id)) is not None:
-            spans.append((current[0], min(until, current[1])))
+        spans = sorted(self._held(device_id, until))
         gap, edge = 0.0, since
         for start, end in spans:
             if end <= since:

@@ -28,32 +28,22 @@ import json
 import logging
 import os
 from pathlib import Path
-import time
 from typing import Any
-from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components.application_credentials import (
-    ClientCredential,
-    async_import_client_credential,
-)
 from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
-import custom_components.nest_streams  # noqa: F401 - imported so it can be patched
 from sdm_emulator import Emulator, EmulatorConfig, FaultConfig, ScriptedFault, default_devices
 from sdm_emulator.faults import Fault
-from sdm_emulator.ha_bridge import register_token_endpoint
-from sdm_emulator.inprocess import InProcessSession
 
+from .ha_entry import add_entry, emulator_behind_ha
 from .versus_core_harness import next_timer
 
-TOKEN_URL = "https://www.googleapis.com/oauth2/v4/token"
 PROJECT_ID = "project-id-1"
 STEP = 2.0
 HOUR = 3600.0
@@ -97,9 +87,7 @@ def _fault_mix(rate: float) -> FaultConfig:
 @pytest.fixture(autouse=True)
 def bridge(emulator: Emulator, aioclient_mock: AiohttpClientMocker) -> Generator[None]:
     """All SDM calls and token refreshes go to the emulator."""
-    register_token_endpoint(aioclient_mock, emulator, TOKEN_URL)
-    session = InProcessSession(emulator)
-    with patch("custom_components.nest_streams.async_get_clientsession", return_value=session):
+    with emulator_behind_ha(emulator, aioclient_mock):
         yield
 
 
@@ -171,17 +159,7 @@ async def test_soak(
     hours = float(_env("HOURS", "24"))
     errors = _Errors()
     logging.getLogger().addHandler(errors)
-    assert await async_setup_component(hass, "application_credentials", {})
-    await async_import_client_credential(
-        hass, "nest_streams", ClientCredential("client-id", "client-secret"), "imported-cred"
-    )
-    token = {**emulator.issue_tokens(), "expires_at": time.time() + 3599}
-    entry = MockConfigEntry(
-        domain="nest_streams",
-        unique_id=PROJECT_ID,
-        data={"auth_implementation": "imported-cred", "token": token, "project_id": PROJECT_ID},
-    )
-    entry.add_to_hass(hass)
+    entry = await add_entry(hass, emulator)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     entities = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 import logging
 from typing import Any
@@ -322,8 +322,8 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         for device_id in changed:
             if device_id in data.cameras:
                 statuses[device_id] = self.scheduler.stream(device_id).status
-        self.data = StreamsSnapshot(
-            cameras=data.cameras,
+        self.data = replace(
+            data,
             statuses=statuses,
             stats=self.scheduler.stats(),
             over_capacity=self.scheduler.over_capacity,
