@@ -21,6 +21,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.nest_streams.const import DOMAIN
+from custom_components.nest_streams.store import StreamStore
 from sdm_emulator import Emulator, default_devices
 from sdm_emulator.config import DeviceKind, DeviceSpec
 
@@ -99,9 +100,11 @@ async def test_corrupt_store_is_ignored(
             ],
         },
     }
+    saved = await StreamStore(hass, config_entry.entry_id).async_load()
+    assert saved.cameras == []  # none of them is readable
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     assert config_entry.runtime_data.coordinator.user_stopped == set()
-    # None of the unreadable cameras was taken: the set-up read the list (4 cameras).
+    # So the set-up read the list (4 cameras).
     assert sorted(config_entry.runtime_data.coordinator.cameras) == sorted(
         f"enterprises/{PROJECT_ID}/devices/{device}"
         for device in ("rtsp-01", "rtsp-02", "rtsp-03", "webrtc-01")
