@@ -19,6 +19,11 @@ With several seeds (`--seeds 1-8`) the runs go in parallel and the line holds ea
 figures plus the minimum and median of each availability over the seeds. `--find-max` searches
 the largest camera count for which EVERY seed keeps EVERY camera at >= 99.95 % client-held and
 emulator-held, with every camera admitted.
+
+`--foreign-qpm 4 --foreign-minutes 60 --hours 3` lets another app spend 4 of the project's
+commands a minute for the first hour; `shared` then gives our 429s per hour (after the first
+10 minutes, while it runs and after), how many cameras stayed admitted, their worst
+availability, and how long after it stopped our rate and admission were whole again.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ def _run(args: argparse.Namespace, cameras: int, seed: int) -> dict[str, Any]:
             hours=args.hours,
             fault_rate=args.fault_rate,
             seed=seed,
+            foreign_qpm=args.foreign_qpm,
+            foreign_minutes=args.foreign_minutes,
         )
     )
     result["wall_seconds"] = round(time.perf_counter() - started, 2)
@@ -95,6 +102,19 @@ def run_seeds(args: argparse.Namespace, cameras: int) -> dict[str, Any]:
     summary["not_admitted"] = max(run["not_admitted"] for run in runs)
     summary["quota_rejections"] = max(run["quota_rejections"] for run in runs)
     summary["peak_calls_60s"] = max(run["peak_calls_60s"] for run in runs)
+    if args.foreign_qpm:
+        shared = [run["shared"] for run in runs]
+        summary["shared"] = {
+            "worst_our_429s_per_hour_during": max(r["our_429s_per_hour_during"] for r in shared),
+            "worst_admitted_throughout_min_availability": min(
+                r["admitted_throughout_min_availability"] or 0.0 for r in shared
+            ),
+            "fewest_admitted": min(r["fewest_admitted"] for r in shared),
+            "slowest_full_rate_after_s": max(
+                (r["full_rate_after_s"] for r in shared if r["full_rate_after_s"] is not None),
+                default=None,
+            ),
+        }
     summary["runs"] = runs
     return summary
 
@@ -153,6 +173,15 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=0.0,
         help="share of commands refused by Google's per-device limit (another app on a camera)",
+    )
+    parser.add_argument(
+        "--foreign-qpm",
+        type=float,
+        default=0.0,
+        help="another app spends the project's quota at this rate (e.g. HA's own nest)",
+    )
+    parser.add_argument(
+        "--foreign-minutes", type=float, default=60.0, help="for the first this many minutes"
     )
     parser.add_argument("--seed", type=int, default=None, help="one fault injection seed")
     parser.add_argument("--seeds", type=seeds, default=None, help="seeds, e.g. 1-8 or 1,3")

@@ -127,12 +127,16 @@ async def simulate(
     webrtc: int = 0,
     battery: int = 0,
     settings: Settings | None = None,
+    foreign_qpm: float = 0.0,
+    foreign_minutes: float = 60.0,
 ) -> dict[str, Any]:
     """Keep `cameras` streams alive for `hours` of loop time; return the figures.
 
     Availability counts every camera from the end of a start-up allowance (one stream
     lifetime) to the end, a camera never streamed as 0; `from_start_*` counts from t=0.
-    `google_qpm` is the emulator's project quota (default: `qpm`, rounded down).
+    `google_qpm` is the emulator's project quota (default: `qpm`, rounded down). With
+    `foreign_qpm` another app spends the project's quota for the first `foreign_minutes`
+    (figures under `shared`).
     """
     loop = asyncio.get_running_loop()
     clock = LoopClock(EPOCH, loop)
@@ -143,6 +147,8 @@ async def simulate(
             execute_qpm=max(1, int(qpm if google_qpm is None else google_qpm)),
             faults=replace(FaultConfig.uniform(fault_rate), rate_device_quota=device_quota_rate),
             seed=seed,
+            foreign_qpm=foreign_qpm,
+            foreign_until=foreign_minutes * 60,
         ),
         clock,
     )
@@ -154,9 +160,15 @@ async def simulate(
     leads: list[float] = []
     first_running: dict[str, float] = {}
     held = ClientHeld(clock)
+    shares: list[tuple[float, float, float, tuple[str, ...]]] = []
+    """(time, rate, admission rate, cameras not admitted) at each change of them."""
 
     def observe(device_id: str | None) -> None:
         held.changed(device_id)
+        share = scheduler.queue.share
+        sample = (share.rate, share.admission, scheduler.over_capacity)
+        if not shares or shares[-1][1:] != sample:
+            shares.append((clock.now() - start, *sample))
         if (
             device_id is not None
             and device_id not in first_running
@@ -188,6 +200,11 @@ async def simulate(
     ids = [camera.device_id for camera in listed]
     client_held = held.availability(ids, steady, end)
     worst = min(client_held, key=client_held.__getitem__) if client_held else None
+    shared = (
+        _shared_figures(emulator, held, shares, ids, start, end, settings.qpm)
+        if foreign_qpm
+        else None
+    )
     await scheduler.stop(stop_streams=False)
     worker.cancel()
     await asyncio.gather(worker, return_exceptions=True)
@@ -221,4 +238,83 @@ async def simulate(
         "not_admitted": len(scheduler.over_capacity),
         "degraded_at_end": sum(1 for s in statuses.values() if s.state is StreamState.DEGRADED),
         "faults": report["faults"],
+        "shared": shared,
+    }
+
+
+SETTLE = 600.0
+"""Seconds the shared-quota figures leave out at the start (the first 10 minutes)."""
+
+
+def _shared_figures(
+    emulator: Emulator,
+    held: ClientHeld,
+    shares: list[tuple[float, float, float, tuple[str, ...]]],
+    ids: list[str],
+    start: float,
+    end: float,
+    qpm: float,
+) -> dict[str, Any]:
+    """What another app's use of the quota cost: 429s, admission, the admitted cameras.
+
+    The cameras admitted throughout are those admitted from the first 10 minutes on until the
+    other app stopped; their availability counts over that time. After it stopped, the run's
+    usual figures (every camera) say how the whole quota was used again.
+    """
+    until = emulator.config.foreign_until
+    refused = emulator.metrics.refused_commands
+    during = until - SETTLE
+    after = end - start - until
+
+    def rate_at(moment: float) -> tuple[float, float, tuple[str, ...]]:
+        current: tuple[float, float, tuple[str, ...]] = (qpm, qpm, ())
+        for at, rate, admission, over in shares:
+            if at > moment:
+                break
+            current = (rate, admission, over)
+        return current
+
+    dropped = {
+        device_id for at, _, _, over in shares if SETTLE <= at < until for device_id in over
+    } | set(rate_at(SETTLE)[2])
+    kept = [device_id for device_id in ids if device_id not in dropped]
+    kept_held = held.availability(kept, start + SETTLE, start + until)
+
+    def back_to_full(index: int) -> float | None:
+        """Seconds after the other app stopped until rate (1) or admission (2) was full."""
+        last_short = max(
+            (at for at, rate, admission, _ in shares if (rate, admission)[index - 1] < qpm),
+            default=None,
+        )
+        if last_short is None or last_short < until:
+            return None if last_short is None else 0.0
+        later = [sample[0] for sample in shares if sample[0] > last_short]
+        return later[0] - until if later else None
+
+    return {
+        "foreign_qpm": emulator.config.foreign_qpm,
+        "foreign_minutes": until / 60,
+        "foreign_calls": emulator.foreign.calls,
+        "foreign_refused": emulator.foreign.refused,
+        "our_429s_first_10_min": sum(1 for t in refused if t < SETTLE),
+        "our_429s_per_hour_during": round(
+            sum(1 for t in refused if SETTLE <= t < until) / during * 3600, 1
+        )
+        if during > 0
+        else None,
+        "our_429s_per_hour_after": round(sum(1 for t in refused if t >= until) / after * 3600, 1)
+        if after > 0
+        else None,
+        "lowest_rate": min((rate for _, rate, _, _ in shares), default=qpm),
+        "rate_at_stop": rate_at(until)[0],
+        "admitted_at_stop": len(ids) - len(rate_at(until)[2]),
+        "fewest_admitted": len(ids) - max((len(over) for *_, over in shares), default=0),
+        "admitted_throughout": len(kept),
+        "admitted_throughout_min_availability": min(kept_held.values()) if kept else None,
+        "admitted_throughout_longest_outage_s": max(
+            (held.longest_gap(d, start + SETTLE, start + until) for d in kept), default=None
+        ),
+        "full_rate_after_s": back_to_full(1),
+        "full_admission_after_s": back_to_full(2),
+        "admitted_at_end": len(ids) - len(shares[-1][3]) if shares else len(ids),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+import math
 
 from .faults import FaultConfig
 
@@ -92,3 +93,9 @@ class EmulatorConfig:
     """Host in the RTSP URLs handed out (`rtsps://<host>/sdm_live_stream/<id>?auth=<token>`)."""
     faults: FaultConfig = field(default_factory=FaultConfig)
     seed: int = 0
+    foreign_qpm: float = 0.0
+    """Another app spends the project's executeCommand quota at this rate (0: nobody)."""
+    foreign_from: float = 0.0
+    """Seconds after start when the other app begins."""
+    foreign_until: float = math.inf
+    """Seconds after start when the other app goes quiet."""

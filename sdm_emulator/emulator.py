@@ -19,7 +19,7 @@ from .config import DeviceKind, DeviceSpec, EmulatorConfig
 from .faults import Fault, FaultInjector, ScriptedFault
 from .media import Media
 from .metrics import Metrics, StreamRecord
-from .quota import SlidingWindow
+from .quota import ForeignClient, SlidingWindow
 
 COMMAND_PREFIX = "sdm.devices.commands.CameraLiveStream."
 QUOTA_MESSAGE = "Rate limited for the ExecuteDeviceCommand API for the user."
@@ -119,6 +119,12 @@ class Emulator:
         self._by_extension_token: dict[str, str] = {}
         self._by_session: dict[str, str] = {}
         self._quota = SlidingWindow()
+        self.foreign = ForeignClient(
+            self.config.foreign_qpm,
+            self.config.foreign_from,
+            self.config.foreign_until,
+            self.config.seed + 1,
+        )
         self._codes: dict[str, str] = {}
         self._refresh_tokens: set[str] = set()
         self._access_tokens: dict[str, float] = {}
@@ -441,25 +447,26 @@ class Emulator:
         now = self.clock.now()
         # GUESS: a call refused by any limit counts against none.
         project_key = ("ExecuteDeviceCommand", project)
+        self.foreign.catch_up(
+            self.elapsed(),
+            lambda at: self._quota.try_acquire(
+                project_key, self.config.execute_qpm, self.started + at
+            ),
+        )
         if not self._quota.try_acquire(project_key, self.config.execute_qpm, now):
-            self.metrics.quota_rejections += 1
-            return Reply.quota()
+            return self._refused()
         device_key = ("device", device_id, command)
         if not self._quota.try_acquire(device_key, self.config.device_command_qpm, now):
             self._quota.release(project_key)
-            self.metrics.quota_rejections += 1
             # The per-device limit names the command (the project's names ExecuteDeviceCommand).
-            name = command.rsplit(".", 1)[-1]
-            return Reply.quota(f"Rate limited for the {name} API for the user.")
+            return self._refused(command)
         fault = self.faults.for_call(self.elapsed(), device_id, command=True)
         if fault in (Fault.QUOTA, Fault.LOST, Fault.DEVICE_QUOTA):
             self._quota.release(project_key)
             self._quota.release(device_key)
         if fault is Fault.DEVICE_QUOTA:
             self.metrics.faults[fault.value] += 1
-            self.metrics.quota_rejections += 1
-            name = command.rsplit(".", 1)[-1]
-            return Reply.quota(f"Rate limited for the {name} API for the user.")
+            return self._refused(command)
         if fault is not None and fault is not Fault.SLOW and fault is not Fault.MALFORMED:
             await self._raise_fault(fault, device_id)
         self.metrics.accepted_commands.append(now)
@@ -470,6 +477,14 @@ class Emulator:
             self.metrics.faults[fault.value] += 1
             return Reply(200, MALFORMED_BODY)
         return reply
+
+    def _refused(self, command: str | None = None) -> Reply:
+        """A 429 for our command: the project's limit, or (`command`) the device's."""
+        self.metrics.quota_rejections += 1
+        self.metrics.refused_commands.append(self.elapsed())
+        if command is None:
+            return Reply.quota()
+        return Reply.quota(f"Rate limited for the {command.rsplit('.', 1)[-1]} API for the user.")
 
     async def _run_command(self, device_id: str, command: str, params: Mapping[str, Any]) -> Reply:
         device = self.devices.get(device_id)

@@ -43,6 +43,8 @@ class Metrics:
     faults: Counter[str] = field(default_factory=Counter)
     accepted_commands: list[float] = field(default_factory=list)
     """Times of executeCommand calls that passed the quota."""
+    refused_commands: list[float] = field(default_factory=list)
+    """Times of executeCommand calls refused with 429 (project or device limit)."""
 
     def count(self, endpoint: str, elapsed: float) -> None:
         """Count one call of `endpoint` at `elapsed` seconds."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+import math
+import random
 
 WINDOW = 60.0
 
@@ -29,3 +32,31 @@ class SlidingWindow:
         calls = self._calls.get(key)
         if calls:
             calls.pop()
+
+
+class ForeignClient:
+    """Another app on the same project (HA's own `nest`, a second integration): it spends the
+    project's executeCommand quota at `qpm` calls a minute from `start` to `stop` seconds after
+    the emulator started, evenly spaced with +-25 % jitter.
+
+    Its calls are played lazily into the quota window, in order, before each of ours (`catch_up`),
+    so it needs no task of its own and runs in virtual time too.
+    """
+
+    def __init__(self, qpm: float, start: float, stop: float, seed: int) -> None:
+        """A client calling `qpm` times a minute in [start, stop)."""
+        self.qpm = qpm
+        self._stop = stop
+        self._random = random.Random(seed)
+        self._next = start if qpm > 0 else math.inf
+        self.calls = 0
+        self.refused = 0
+
+    def catch_up(self, elapsed: float, call: Callable[[float], bool]) -> None:
+        """Make the calls due up to `elapsed`; `call(at)` says whether Google accepted one."""
+        while self._next <= elapsed and self._next < self._stop:
+            self.calls += 1
+            if not call(self._next):
+                self.refused += 1
+            period = 60.0 / self.qpm
+            self._next += period * self._random.uniform(0.75, 1.25)

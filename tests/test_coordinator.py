@@ -24,6 +24,7 @@ from custom_components.nest_streams.const import DOMAIN
 from custom_components.nest_streams.store import StreamStore
 from sdm_emulator import Emulator, default_devices
 from sdm_emulator.config import DeviceKind, DeviceSpec
+from sdm_emulator.quota import ForeignClient
 
 from .common import CHROME_OFFER, PROJECT_ID, advance, state
 
@@ -134,6 +135,38 @@ async def test_over_capacity_raises_a_repair_issue(
         issue_registry.async_get_issue(DOMAIN, f"over_capacity_{setup_integration.entry_id}")
         is None
     )
+
+
+@pytest.mark.parametrize("devices", [default_devices(6)])
+@pytest.mark.parametrize("options", [{"qpm": 4}])
+async def test_another_app_on_the_project_shrinks_admission_until_it_goes_quiet(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    emulator: Emulator,
+    setup_integration: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """Another app spends the project's quota: the effective rate drops, the cameras that no
+    longer fit are named in the repair issue; once it is quiet, everything comes back."""
+    emulator.config.execute_qpm = 4
+    issue_id = f"over_capacity_{setup_integration.entry_id}"
+    await advance(hass, freezer, 120)  # all 6 run at 4 commands a minute
+    assert state(hass, "sensor.home_effective_commands_per_minute") == "4.0"
+    emulator.foreign = ForeignClient(4, emulator.elapsed(), emulator.elapsed() + 900, seed=1)
+    await advance(hass, freezer, 600)  # before the device list is read again (15 minutes)
+    effective = float(state(hass, "sensor.home_effective_commands_per_minute"))
+    assert effective < 2
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert "Camera 06" in issue.translation_placeholders["cameras"]
+    assert float(issue.translation_placeholders["qpm"]) <= effective
+    assert state(hass, "sensor.room_06_camera_06_stream_state") == "stopped"
+    assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
+    await advance(hass, freezer, 3000)  # quiet for 30 minutes, then a step a minute
+    assert state(hass, "sensor.home_effective_commands_per_minute") == "4.0"
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    assert state(hass, "sensor.room_06_camera_06_stream_state") == "running"
 
 
 async def test_cameras_join_and_leave(

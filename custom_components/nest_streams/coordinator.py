@@ -328,6 +328,8 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             stats=self.scheduler.stats(),
             over_capacity=self.scheduler.over_capacity,
         )
+        if self.data.over_capacity != data.over_capacity:  # our share of the quota changed
+            async_update_over_capacity_issue(self.hass, self.config_entry, self.scheduler)
         for key in (*changed, None):
             for update in list(self._updates.get(key, ())):
                 update()

@@ -103,6 +103,14 @@ HUB_SENSORS: tuple[HubSensorDescription, ...] = (
         value_fn=lambda stats: round(stats.average_wait, 2),
     ),
     HubSensorDescription(
+        key="effective_qpm",
+        translation_key="effective_qpm",
+        native_unit_of_measurement="commands/min",
+        suggested_display_precision=1,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda stats: stats.effective_qpm,
+    ),
+    HubSensorDescription(
         key="quota_rejections",
         translation_key="quota_rejections",
         state_class=SensorStateClass.TOTAL_INCREASING,

@@ -367,3 +367,80 @@ def test_the_quota_back_off_ends_in_time_for_an_urgent_extension() -> None:
     # 429 at 0 s: pause 12.12 s; 429 at 12.12 s: the doubled pause (24.24 s) would pass the
     # 30 s expiry, so it is cut to end one interval before it.
     assert tries == [0.0, 12.12, pytest.approx(23.94, abs=0.05)]
+
+
+def test_another_apps_use_of_the_quota_slows_us_down() -> None:
+    """Project 429s while Google counted few of ours, twice: we send at the share left to us
+    (and say so in the statistics); a per-device 429 does not count."""
+
+    async def main() -> tuple[list[float], list[float | None]]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        log: list[tuple[str, float]] = []
+        rates: list[float | None] = []
+
+        async def body() -> None:
+            # Three commands a minute of ours, then the project's quota is full: another app.
+            for index in range(3):
+                await queue.submit(CommandKind.EXTEND, f"d{index}", _recorder(log, clk, "ok"))
+                await asyncio.sleep(20)
+            device_429 = QuotaExceeded("429", per_device=True)
+            for name in ("x1", "x2"):
+                await queue.submit(CommandKind.EXTEND, name, _refused(1, device_429))
+            rates.append(queue.stats().effective_qpm)
+            await queue.submit(CommandKind.EXTEND, "y", _refused(2, QuotaExceeded("429")))
+            rates.append(queue.stats().effective_qpm)
+            await asyncio.gather(
+                *(
+                    queue.submit(CommandKind.EXTEND, f"z{index}", _recorder(log, clk, "after"))
+                    for index in range(3)
+                )
+            )
+
+        await _with_worker(queue, body())
+        return [at for name, at in log if name == "after"], rates
+
+    after, rates = virtual(main())
+    # Google counted 3 of ours at the second refusal: another app used 7, and one drop takes at
+    # most a quarter: 7.5 a minute.
+    assert rates == [10, 7.5]
+    interval = 60 / 7.5 * 1.01
+    assert after[1] - after[0] == pytest.approx(interval)
+    assert after[2] - after[1] == pytest.approx(interval)
+
+
+def _refused(times: int, err: QuotaExceeded) -> Callable[[], Awaitable[str]]:
+    """A command refused `times` times with `err`, then accepted."""
+    left = times
+
+    async def run() -> str:
+        nonlocal left
+        if left:
+            left -= 1
+            raise err
+        return "ok"
+
+    return run
+
+
+def test_a_command_withdrawn_before_its_turn_is_never_sent() -> None:
+    async def main() -> tuple[list[tuple[str, float]], bool, bool, bool]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        log: list[tuple[str, float]] = []
+        first = queue.submit(CommandKind.GENERATE, "a", _recorder(log, clk, "a", 1.0))
+        second = queue.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "b"))
+
+        async def body() -> tuple[bool, bool]:
+            await asyncio.sleep(0.5)  # a runs, b waits for its slot
+            running = queue.withdraw(first)
+            waiting = queue.withdraw(second)
+            await asyncio.sleep(30)
+            return running, waiting
+
+        running, waiting = await _with_worker(queue, body())
+        return log, running, waiting, second.cancelled()
+
+    log, running, waiting, cancelled = virtual(main())
+    assert log == [("a", 0.0)]
+    assert (running, waiting, cancelled) == (False, True, True)

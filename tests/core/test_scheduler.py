@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from custom_components.nest_streams.core.errors import OverCapacity
-from custom_components.nest_streams.core.models import StreamState
+from custom_components.nest_streams.core.clock import LoopClock
+from custom_components.nest_streams.core.errors import OverCapacity, QuotaExceeded
+from custom_components.nest_streams.core.models import CameraInfo, StreamHandle, StreamState
 from custom_components.nest_streams.core.scheduler import OVER_CAPACITY
 from custom_components.nest_streams.core.settings import Settings
 
-from .common import FakeClient, clock, make_scheduler, rtsp, virtual, webrtc
+from .common import EPOCH, FakeClient, clock, make_scheduler, rtsp, virtual, webrtc
 
 
 def test_capacity() -> None:
@@ -264,3 +265,80 @@ def test_changes_name_the_camera_that_changed() -> None:
     changes = virtual(main())
     assert {"enterprises/p/devices/a", "enterprises/p/devices/b", None} <= set(changes)
     assert set(changes) <= {"enterprises/p/devices/a", "enterprises/p/devices/b", None}
+
+
+def test_admission_follows_our_share_of_a_quota_another_app_uses() -> None:
+    """Another app's 429s shrink admission at once (the cameras that no longer fit are named,
+    and left to expire rather than stopped with quota they lack); once it is quiet the
+    cameras come back a few at a time."""
+
+    async def main() -> tuple[list[tuple[float, int]], list[str], set[str], float | None]:
+        clk = clock()
+        client = _QuotaFull(clk, start=540, end=800)
+        scheduler = make_scheduler(client, clk, Settings(qpm=10))
+        worker = asyncio.create_task(scheduler.run())
+        cams = [rtsp(f"c{i:02d}") for i in range(1, 27)]
+        scheduler.set_cameras(cams)
+        await asyncio.sleep(530)
+        over: list[tuple[float, int]] = []
+        stopped_at_google = set()
+        for _ in range(50 * 6):
+            await asyncio.sleep(10)
+            if not over or over[-1][1] != len(scheduler.over_capacity):
+                over.append((round(clk.now() - EPOCH), len(scheduler.over_capacity)))
+            if len(over) == 2:
+                dropped = [d.rsplit("/", 1)[-1] for d in scheduler.over_capacity]
+        stopped_at_google = {c.device for c in client.calls if c.op == "stop"}
+        effective = scheduler.stats().effective_qpm
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return over, dropped, stopped_at_google, effective
+
+    over, dropped, stopped_at_google, effective = virtual(main())
+    assert over[0][1] == 0
+    # 429s for 4 minutes: two drops (7.5, then 6 a minute; admission 5.5: room for 25 of the
+    # 26 cameras); the last name leaves.
+    assert over[1][1] == 1
+    assert dropped == ["c26"]
+    assert not stopped_at_google
+    # Quiet for 30 minutes: they come back a step (0.5 a minute) at a time, all of them.
+    assert over[-1][1] == 0
+    assert over[-1][0] - over[1][0] >= 1800  # quiet for 30 minutes first
+    assert effective == 10
+
+
+class _QuotaFull(FakeClient):
+    """Another app fills the project's quota from `start` to `end`: our extensions get 429s."""
+
+    def __init__(self, clk: LoopClock, start: float, end: float) -> None:
+        super().__init__(clk)
+        self._start, self._end = start, end
+
+    async def extend(self, camera: CameraInfo, stream: StreamHandle) -> StreamHandle:
+        if self._start <= self.clock.now() - EPOCH < self._end:
+            raise QuotaExceeded("429")
+        return await super().extend(camera, stream)
+
+
+def test_a_camera_stopped_before_its_turn_spends_no_command() -> None:
+    """Its queued generation is withdrawn: a slot for nothing is a slot another camera lacks."""
+
+    async def main() -> list[tuple[str, str]]:
+        clk = clock()
+        client = FakeClient(clk)
+        scheduler = make_scheduler(client, clk, Settings(qpm=1, extension_lead=60))
+        worker = asyncio.create_task(scheduler.run())
+        cams = [rtsp(f"c{i}") for i in range(1, 4)]
+        scheduler.set_cameras(cams)
+        await asyncio.sleep(1)  # c1 generates, c2 and c3 wait a minute each
+        scheduler.set_cameras(cams, keep_alive=lambda camera: camera.name != "c3")
+        await asyncio.sleep(200)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return [(call.device, call.op) for call in client.calls]
+
+    calls = virtual(main())
+    assert ("c3", "generate") not in calls
+    assert ("c2", "generate") in calls

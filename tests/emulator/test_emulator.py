@@ -481,3 +481,42 @@ def test_command_line() -> None:
     assert faults.scripted == [ScriptedFault(Fault.ERROR_503, 10, 20, "rtsp-01")]
     with pytest.raises(SystemExit):
         parse_args(["--script", "bad"])
+
+
+@pytest.mark.parametrize(
+    "emulator_config",
+    [
+        EmulatorConfig(
+            project_id=PROJECT,
+            devices=default_devices(3),
+            foreign_qpm=6,
+            foreign_from=0,
+            foreign_until=300,
+            seed=3,
+        )
+    ],
+)
+async def test_another_app_spends_the_projects_quota(caller: Caller, clock: ManualClock) -> None:
+    """A foreign client at 6 calls a minute takes part of each window; once it stops, we
+    have all 10 again."""
+    devices = ["rtsp-01", "rtsp-02", "rtsp-03"]
+
+    async def minute() -> int:
+        accepted = 0
+        for index in range(20):  # we try every 3 s
+            status, _ = await caller.command(devices[index % 3], "GenerateRtspStream")
+            accepted += status == 200
+            clock.advance(3)
+        return accepted
+
+    shared = [await minute() for _ in range(4)]  # minutes 0-4; it runs until 300 s
+    clock.advance(120)  # it stopped at 300 s (we paused at 240 s)
+    alone = await minute()
+    foreign = caller.emulator.foreign
+    # First come, first served: we try every 3 s, so we get most of each window (7-8 of 10)
+    # and the other app's calls are refused half the time; never the whole quota for us.
+    assert all(6 <= ours <= 9 for ours in shared)
+    assert foreign.calls == pytest.approx(30, abs=3)  # 6 a minute for 5 minutes
+    assert 0 < foreign.refused < foreign.calls
+    assert alone == 10
+    assert len(caller.emulator.metrics.refused_commands) == 100 - sum(shared) - alone

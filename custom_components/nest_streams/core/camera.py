@@ -84,6 +84,10 @@ class CameraStream:
         """Expiry of a stream being replaced (refused extension): its successor is urgent."""
         self._lapsed = False
         """The camera's stream was lost (expired, refused, unanswered): its successor is urgent."""
+        self._queued: asyncio.Future[StreamHandle] | None = None
+        """The command queued last (withdrawn when the camera is stopped before its turn)."""
+        self._stop_at_google = True
+        """Whether stopping the camera stops its stream at Google (else it is left to expire)."""
         self._orphan: StreamHandle | None = None
         """A stream whose extension went unanswered: replaced, then stopped once its successor
         runs (while it lasts it is still the camera's stream)."""
@@ -127,13 +131,17 @@ class CameraStream:
     def start(self) -> None:
         """Keep the stream alive (again); a degraded camera is retried now."""
         self._enabled = True
+        self._stop_at_google = True
         self._retry_at = None
         self._wake.set()
 
-    def stop(self, last_error: str | None = None) -> None:
-        """Stop keeping the stream alive; the stream is stopped at Google."""
+    def stop(self, last_error: str | None = None, *, at_google: bool = True) -> None:
+        """Stop keeping the stream alive; the stream is stopped at Google (or left to expire)."""
         self._enabled = False
+        self._stop_at_google = at_google
         self._last_error = last_error
+        if self._queued is not None:
+            self._queue.withdraw(self._queued)  # its turn would spend quota for nothing
         self._wake.set()
 
     def restart(self) -> None:
@@ -142,6 +150,7 @@ class CameraStream:
         self._failures = 0
         self._retry_at = None
         self._enabled = True
+        self._stop_at_google = True
         self._set_state(StreamState.STARTING)
         self._wake.set()
 
@@ -156,7 +165,10 @@ class CameraStream:
 
     async def _step(self) -> None:
         if not self._enabled:
-            self.queue_stop()
+            if self._stop_at_google:
+                self.queue_stop()
+            else:
+                self._handle = None  # it expires at Google within its lifetime
             self._retry_at = self._next_action = None
             self._set_state(self._idle_state())
             await self._wait(None)
@@ -226,8 +238,14 @@ class CameraStream:
                 urgent=replacing is not None,
             )
         self._on_change(self)
+        self._queued = future
         try:
             new_handle = await future
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and task is not None and not task.cancelling():
+                return  # withdrawn before it was sent: the camera was stopped
+            raise
         except QueueStopped:
             await self._wait(None)
             return

@@ -1,4 +1,5 @@
-"""Rate limiters: a smooth project-wide limiter and a sliding per-device window."""
+"""Rate limiters: a smooth project-wide limiter, a sliding per-device window, and our share
+of a quota other apps may use too."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections import deque
 import math
 
 from .clock import Clock
-from .settings import WINDOW, quota_interval
+from .settings import WINDOW, Settings, quota_interval
 
 
 class SmoothLimiter:
@@ -31,6 +32,10 @@ class SmoothLimiter:
     def take(self) -> None:
         """Use the current slot."""
         self._next = max(self._next, self._clock.monotonic()) + self.interval
+
+    def set_rate(self, qpm: float, safety: float) -> None:
+        """Space the next commands for `qpm` commands per minute."""
+        self.interval = quota_interval(qpm, safety)
 
     def defer(self, until: float) -> None:
         """Give no slot before monotonic time `until` (quota back-off)."""
@@ -87,3 +92,78 @@ class DeviceWindow:
             del self._sent[key]
         for key in [key for key in self._blocked if key[0] == device_id]:
             del self._blocked[key]
+
+
+class SharedQuota:
+    """Our share of a project's quota that other apps may use too.
+
+    When Google refuses one of our commands for the project's quota while it counted clearly
+    fewer of ours in the last minute than the quota (`share_detect`), and did so before within
+    `share_confirm` seconds (one 429 may be a passing one), someone else spends the rest: our
+    rate drops to the quota less that other app's apparent use and a margin (at least one step,
+    at most to `share_decrease` of itself; once per window: the 429s of the next minute come
+    from the same full window).
+    Without 429s it steps up by `share_step` every `share_probe` seconds (a probe: when the
+    other app is still there, a refusal measures it again), and every `WINDOW` seconds once
+    `share_quiet` seconds passed without a drop (the other app went quiet).
+    `admission` is the rate admission plans with: a step under the rate after a drop (room for
+    the other app's jitter), rising only a step at a time once the other app is quiet, so
+    cameras are not dropped and admitted again with every probe nor many admitted at once.
+    """
+
+    def __init__(self, clock: Clock, settings: Settings) -> None:
+        """Start with the whole quota."""
+        self._clock = clock
+        self._settings = settings
+        self.rate = settings.qpm
+        """Commands per minute we send now."""
+        self.admission = settings.qpm
+        """Commands per minute admission plans with."""
+        self._refused_at = -math.inf
+        """Monotonic time of the last drop."""
+        self._heard_at = -math.inf
+        """Monotonic time of the last refusal that suggested another app."""
+        self._stepped_at = -math.inf
+
+    def refused(self, ours_last_minute: int) -> bool:
+        """Google refused a command for the project's quota; whether our rate dropped.
+
+        `ours_last_minute`: our commands Google accepted in the last minute.
+        """
+        settings = self._settings
+        mono = self._clock.monotonic()
+        other = settings.qpm - ours_last_minute
+        if other < settings.share_detect:
+            return False  # our own minute (nearly) filled the quota: a passing refusal
+        heard, self._heard_at = self._heard_at, mono
+        if mono - heard > settings.share_confirm:
+            return False  # the first lately: one 429 may be a passing one
+        if mono - self._refused_at < WINDOW:
+            return False  # the same full window
+        self._refused_at = self._stepped_at = mono
+        fits = max(
+            settings.qpm - other - settings.share_margin, self.rate * settings.share_decrease
+        )
+        self.rate = max(settings.share_floor, min(fits, self.rate - settings.share_step))
+        self.admission = min(
+            self.admission, max(settings.share_floor, self.rate - settings.share_step)
+        )
+        return True
+
+    def probe(self) -> bool:
+        """Step up when no 429 came for a while; whether the rate or admission changed."""
+        settings = self._settings
+        mono = self._clock.monotonic()
+        quiet = mono - self._refused_at >= settings.share_quiet
+        if mono - self._stepped_at < (WINDOW if quiet else settings.share_probe):
+            return False
+        changed = False
+        if self.rate < settings.qpm:
+            self.rate = min(settings.qpm, self.rate + settings.share_step)
+            changed = True
+        if quiet and self.admission < self.rate:
+            self.admission = min(self.rate, self.admission + settings.share_step)
+            changed = True
+        if changed:
+            self._stepped_at = mono
+        return changed

@@ -98,3 +98,5 @@ class QueueStats:
     average_wait: float = 0.0
     commands_last_minute: int = 0
     backoff_until: float | None = None
+    effective_qpm: float | None = None
+    """Commands per minute we send now: the quota, less what another app seems to use."""

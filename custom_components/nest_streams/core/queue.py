@@ -15,7 +15,7 @@ from typing import Any
 
 from .clock import Clock
 from .errors import QueueStopped, QuotaExceeded, StreamGone, TransientError
-from .limiter import DeviceWindow, SmoothLimiter
+from .limiter import DeviceWindow, SharedQuota, SmoothLimiter
 from .models import CommandKind, QueueStats
 from .settings import WINDOW, Settings
 
@@ -39,6 +39,7 @@ class _Entry:
     run: Callable[[], Awaitable[Any]] = field(compare=False)
     future: asyncio.Future[Any] = field(compare=False)
     submitted_at: float = field(compare=False)
+    sent_at: float | None = field(default=None, compare=False)
 
     @property
     def urgent(self) -> bool:
@@ -60,16 +61,22 @@ class CommandQueue:
         settings: Settings,
         *,
         on_change: Callable[[], None] | None = None,
+        on_share_change: Callable[[], None] | None = None,
         spawn: Spawn | None = None,
     ) -> None:
         """Create a queue; `run()` is its worker.
 
-        `on_change` is called after every change of the queue; `spawn` starts the task of each
-        command (default `asyncio.create_task`).
+        `on_change` is called after every change of the queue, `on_share_change` when our share
+        of the quota (`share`) changed; `spawn` starts the task of each command (default
+        `asyncio.create_task`).
         """
         self._spawn: Spawn = spawn or (lambda coro, name: asyncio.create_task(coro, name=name))
         self._clock = clock
+        self._settings = settings
         self.limiter = SmoothLimiter(clock, settings.qpm, settings.safety)
+        self.share = SharedQuota(clock, settings)
+        self._on_share_change = on_share_change
+        self._shared_logged = False
         self._devices = DeviceWindow(clock, settings.per_device_qpm)
         self._timeout = settings.command_timeout
         self._heap: list[_Entry] = []
@@ -136,6 +143,15 @@ class CommandQueue:
         self._changed()
         return future
 
+    def withdraw(self, future: asyncio.Future[Any]) -> bool:
+        """Withdraw the command of `future` if it was not sent yet (its future is cancelled)."""
+        for entry in self._heap:
+            if entry.future is future and not future.done():
+                future.cancel()
+                self._changed()
+                return True
+        return False
+
     def stats(self) -> QueueStats:
         """A snapshot of the statistics."""
         self._prune_sent()
@@ -151,6 +167,7 @@ class CommandQueue:
             average_wait=self._average_wait,
             commands_last_minute=len(self._sent),
             backoff_until=self._backoff_until,
+            effective_qpm=self.share.rate,
         )
 
     async def run(self) -> None:
@@ -160,6 +177,8 @@ class CommandQueue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            if self.share.probe():
+                self._share_changed()
             if (delay := self.limiter.delay()) > 0:
                 await self._clock.sleep(delay)
                 continue
@@ -170,7 +189,8 @@ class CommandQueue:
                 continue
             self.limiter.take()
             self._devices.record(entry.device_id, entry.kind.name)
-            self._sent.append(self._clock.monotonic())
+            entry.sent_at = self._clock.monotonic()
+            self._sent.append(entry.sent_at)
             wait = self._clock.monotonic() - entry.submitted_at
             self._average_wait += EMA_ALPHA * (wait - self._average_wait)
             task = self._spawn(self._execute(entry), f"sdm {entry.kind.name}")
@@ -218,6 +238,9 @@ class CommandQueue:
                 result = await entry.run()
         except QuotaExceeded as err:
             self._quota_rejections += 1
+            if entry.sent_at is not None:
+                with contextlib.suppress(ValueError):  # pruned meanwhile
+                    self._sent.remove(entry.sent_at)  # Google counts no refused command
             if self._stopped:
                 self._finish_error(entry, QueueStopped("refused for quota while stopping"))
             else:
@@ -235,6 +258,9 @@ class CommandQueue:
                     )
                 else:
                     self._back_off()
+                    self._prune_sent()
+                    if self.share.refused(len(self._sent)):
+                        self._share_changed()
         except TimeoutError:
             self._finish_error(
                 entry,
@@ -278,6 +304,26 @@ class CommandQueue:
             )
         else:
             _LOGGER.debug("429 again (%d in a row); next command in %.0f s", self._storm, pause)
+
+    def _share_changed(self) -> None:
+        """Our share of the quota changed: pace by it; a drop is logged once per episode."""
+        rate, qpm = self.share.rate, self._settings.qpm
+        self.limiter.set_rate(rate, self._settings.safety)
+        if rate < qpm and not self._shared_logged:
+            self._shared_logged = True
+            _LOGGER.warning(
+                "Another app uses this project's quota (429s while we sent fewer than %g "
+                "commands a minute); we use %.1f a minute until it goes quiet",
+                qpm,
+                rate,
+            )
+        elif rate >= qpm and self._shared_logged:
+            self._shared_logged = False
+            _LOGGER.info("The project's whole quota is ours again (%g commands a minute)", qpm)
+        else:
+            _LOGGER.debug("Our share of the quota: %.1f commands a minute", rate)
+        if self._on_share_change is not None:
+            self._on_share_change()
 
     def _quota_ok(self) -> None:
         """A command went through: the back-off ends."""

@@ -56,7 +56,13 @@ class StreamScheduler:
         self.settings = settings
         self._on_change = on_change
         self._on_auth_failed = on_auth_failed
-        self.queue = CommandQueue(clock, settings, on_change=self._notify, spawn=spawn_command)
+        self.queue = CommandQueue(
+            clock,
+            settings,
+            on_change=self._notify,
+            on_share_change=self._share_changed,
+            spawn=spawn_command,
+        )
         self._streams: dict[str, CameraStream] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._viewers: dict[str, tuple[CameraStream, asyncio.Task[None]]] = {}
@@ -65,13 +71,29 @@ class StreamScheduler:
         """Cameras known to refuse extensions (learned by viewers, or saved)."""
         self.over_capacity: tuple[str, ...] = ()
         self.auth_failed = False
+        self._admitted = 0
         self._slack = settings.lead_slack(0)
         """How far the lead may grow with the cameras admitted (see `Settings.lead_slack`)."""
+        self._keep_alive: Callable[[CameraInfo], bool] = lambda _: True
+        self._admission_qpm = settings.qpm
+        """The rate the current admission was made with (see `SharedQuota.admission`)."""
 
     @property
     def capacity(self) -> int:
-        """Cameras the quota can hold."""
-        return self.settings.capacity
+        """Cameras our share of the quota can hold."""
+        return self.settings.at_rate(self.queue.share.admission).capacity
+
+    @property
+    def admission_qpm(self) -> float:
+        """Commands per minute admission plans with (less than the quota while shared)."""
+        return self.queue.share.admission
+
+    def _share_changed(self) -> None:
+        """Our share of the quota changed: admit again when admission's rate did, and fit the
+        lead's slack to the rate we send at now."""
+        if self.queue.share.admission != self._admission_qpm:
+            self.set_cameras(self.cameras.values(), keep_alive=self._keep_alive)
+        self._slack = self.settings.at_rate(self.queue.share.rate).lead_slack(self._admitted)
 
     def lead(self) -> float:
         """Seconds before expiry at which an extension is due, adapted to the queue.
@@ -124,6 +146,8 @@ class StreamScheduler:
         only to the viewer whose offer started it, so one nobody watches buys nothing.
         """
         cameras = sorted(cameras, key=lambda c: (c.name, c.device_id))
+        self._keep_alive = keep_alive
+        self._admission_qpm = self.queue.share.admission
 
         def alive(camera: CameraInfo) -> bool:
             return camera.protocol is StreamProtocol.RTSP and keep_alive(camera)
@@ -134,15 +158,17 @@ class StreamScheduler:
             key=lambda c: not self._kept_alive(c.device_id),
         )
         admitted = {camera.device_id for camera in wanted[: self.capacity]}
-        self._slack = self.settings.lead_slack(len(admitted))
-        self.over_capacity = tuple(c.device_id for c in wanted if c.device_id not in admitted)
-        if self.over_capacity:
+        self._admitted = len(admitted)
+        self._slack = self.settings.at_rate(self.queue.share.rate).lead_slack(len(admitted))
+        over_capacity = tuple(c.device_id for c in wanted if c.device_id not in admitted)
+        if over_capacity and over_capacity != self.over_capacity:
             _LOGGER.warning(
-                "%d cameras need more commands than %s per minute allow; not kept alive: %s",
-                len(self.over_capacity),
-                self.settings.qpm,
-                ", ".join(self.over_capacity),
+                "%d cameras need more commands than %.3g per minute allow; not kept alive: %s",
+                len(over_capacity),
+                self.queue.share.admission,
+                ", ".join(over_capacity),
             )
+        self.over_capacity = over_capacity
         self._refuse_extensions |= set(cannot_extend)
         restored = restored or {}
         now = self._clock.now()
@@ -155,7 +181,11 @@ class StreamScheduler:
                 if enabled and not stream.enabled:
                     stream.start()
                 elif not enabled and stream.enabled:
-                    stream.stop(OVER_CAPACITY if alive(camera) else None)
+                    if alive(camera):
+                        # Stopping it at Google would spend the quota it no longer fits in.
+                        stream.stop(OVER_CAPACITY, at_google=False)
+                    else:
+                        stream.stop()
                 continue
             handle = restored.get(camera.device_id)
             if handle is not None and handle.expires_at <= now + EXPIRY_GRACE:

@@ -50,6 +50,31 @@ class Settings:
     """Seconds a stream lives at Google after a generation or an extension."""
     quota_reserve: float = 0.02
     """Share of the quota kept free for retries: admission and the adaptive lead leave it."""
+    share_detect: float = 1.5
+    """Commands a minute another app must seem to use before we give way: when Google refuses
+    one of ours for the project's quota, the quota less what it counted of ours in the last
+    minute. Below this a 429 is taken for a passing one (back-off only)."""
+    share_margin: float = 1.0
+    """Commands a minute left to another app beyond what it seemed to use (its pace varies)."""
+    share_confirm: float = 600.0
+    """Seconds within which a second such refusal confirms another app (one may be passing)."""
+    share_decrease: float = 0.75
+    """The most one drop takes: our rate falls to no less than this share of itself (a sudden
+    deep cut crowds the cameras' extensions, which were spaced for the old rate)."""
+    share_step: float = 0.5
+    """Commands a minute our rate moves by: down at least this much at a refusal, up this much
+    per probe while no 429 comes; admission plans with one step less than the rate."""
+    share_probe: float = 300.0
+    """Seconds without a 429 before each step up, while the other app was heard lately."""
+    share_quiet: float = 1800.0
+    """Seconds without a 429 after which the other app counts as gone: the rate steps up every
+    `WINDOW` seconds, and admission plans with the current rate again."""
+    share_floor: float = 1.0
+    """The lowest rate we go down to, in commands per minute."""
+
+    def at_rate(self, qpm: float) -> Settings:
+        """The same settings with `qpm` commands per minute (a quota shared with another app)."""
+        return self if qpm == self.qpm else replace(self, qpm=qpm)
 
     @property
     def interval(self) -> float:
