@@ -56,8 +56,8 @@ def test_device_window() -> None:
 
 def test_shared_quota_gives_way_to_another_app_and_comes_back() -> None:
     """Refusals while Google counted few of ours, confirmed by a second: the rate drops toward
-    what the other app leaves (less a margin, at most a quarter per drop), admission a step
-    under it; then a step up per probe, quicker once quiet, admission a step at a time."""
+    what the other app leaves (less a margin, at most a quarter per drop), admission 1.5 under
+    it; then a step up per probe, quicker once quiet, admission a step at a time."""
     clock = ManualClock(0)
     share = SharedQuota(clock, Settings())
     assert share.refused(ours_last_minute=9) is False  # our own minute was full: passing
@@ -65,15 +65,15 @@ def test_shared_quota_gives_way_to_another_app_and_comes_back() -> None:
     assert (share.rate, share.admission) == (10, 10)
     clock.advance(10)
     assert share.refused(ours_last_minute=6) is True  # another app used ~4 a minute
-    assert (share.rate, share.admission) == (7.5, 7.0)  # 10 - 4 - 1 = 5, but a quarter at most
+    assert (share.rate, share.admission) == (7.5, 6.0)  # 10 - 4 - 1 = 5, but a quarter at most
     clock.advance(30)
     assert share.refused(ours_last_minute=3) is False  # the same full window
     clock.advance(30)
     assert share.refused(ours_last_minute=6) is True  # 10 - 4 - 1 = 5, but 0.75 x 7.5 at most
-    assert (share.rate, share.admission) == (5.625, 5.125)
+    assert (share.rate, share.admission) == (5.625, 4.125)
     clock.advance(60)
     assert share.refused(ours_last_minute=8) is True  # 10 - 2 - 1 = 7, but at least a step
-    assert (share.rate, share.admission) == (5.125, 4.625)
+    assert (share.rate, share.admission) == (5.125, 3.625)
     refused_at = clock.now()
     rates = []
     while clock.now() < refused_at + 1800 - 300:
@@ -83,15 +83,15 @@ def test_shared_quota_gives_way_to_another_app_and_comes_back() -> None:
         assert share.probe() is True
         rates.append(share.rate)
     assert rates == [5.625, 6.125, 6.625, 7.125, 7.625]
-    assert share.admission == 4.625  # the other app may still be there
+    assert share.admission == 3.625  # the other app may still be there
     clock.advance(300)  # quiet now: the rate and admission step every minute
     steps = []
     while share.probe() or share.admission < 10:
         steps.append((share.rate, share.admission))
         clock.advance(60)
-    assert steps[0] == (8.125, 5.125)
+    assert steps[0] == (8.125, 4.125)
     assert steps[-1] == (10, 10)
-    assert len(steps) == 11  # admission: 4.625 -> 10 a step (0.5) at a time
+    assert len(steps) == 13  # admission: 3.625 -> 10 a step (0.5) at a time
     assert share.probe() is False
     clock.advance(3600)
     assert share.refused(ours_last_minute=0) is False  # a lone 429 long after: passing

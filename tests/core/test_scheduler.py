@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -297,12 +298,13 @@ def test_admission_follows_our_share_of_a_quota_another_app_uses() -> None:
 
     over, dropped, stopped_at_google, effective = virtual(main())
     assert over[0][1] == 0
-    # 429s for 4 minutes: two drops (7.5, then 6 a minute; admission 5.5: room for 25 of the
-    # 26 cameras); the last name leaves.
-    assert over[1][1] == 1
-    assert dropped == ["c26"]
+    # 429s for 4 minutes: two drops (7.5, then 6 a minute; admission 1.5 under it, 4.5: room
+    # for 20 of the 26 cameras); the last names leave.
+    assert over[1][1] == 6
+    assert dropped == ["c21", "c22", "c23", "c24", "c25", "c26"]
     assert not stopped_at_google
     # Quiet for 30 minutes: they come back a step (0.5 a minute) at a time, all of them.
+    assert all(earlier - later <= 3 for (_, earlier), (_, later) in itertools.pairwise(over[1:]))
     assert over[-1][1] == 0
     assert over[-1][0] - over[1][0] >= 1800  # quiet for 30 minutes first
     assert effective == 10

@@ -106,8 +106,8 @@ class SharedQuota:
     Without 429s it steps up by `share_step` every `share_probe` seconds (a probe: when the
     other app is still there, a refusal measures it again), and every `WINDOW` seconds once
     `share_quiet` seconds passed without a drop (the other app went quiet).
-    `admission` is the rate admission plans with: a step under the rate after a drop (room for
-    the other app's jitter), rising only a step at a time once the other app is quiet, so
+    `admission` is the rate admission plans with: `share_headroom` under the rate after a drop
+    (room for the cameras' extensions when the next drop comes), rising only a step at a time once the other app is quiet, so
     cameras are not dropped and admitted again with every probe nor many admitted at once.
     """
 
@@ -146,7 +146,7 @@ class SharedQuota:
         )
         self.rate = max(settings.share_floor, min(fits, self.rate - settings.share_step))
         self.admission = min(
-            self.admission, max(settings.share_floor, self.rate - settings.share_step)
+            self.admission, max(settings.share_floor, self.rate - settings.share_headroom)
         )
         return True
 

@@ -63,7 +63,12 @@ class Settings:
     deep cut crowds the cameras' extensions, which were spaced for the old rate)."""
     share_step: float = 0.5
     """Commands a minute our rate moves by: down at least this much at a refusal, up this much
-    per probe while no 429 comes; admission plans with one step less than the rate."""
+    per probe while no 429 comes; admission, once quiet, rises by as much per minute."""
+    share_headroom: float = 1.5
+    """Commands a minute admission leaves under our rate after a drop: the cameras' extensions
+    keep room (a larger lead), so that the next drop does not crowd them. Measured with another
+    app at 3-4 a minute (`benchmarks/capacity.py --foreign-qpm`): 1.5 kept every admitted camera
+    at 100 % on 8 seeds; 1.0 and 0.5 let one in 8 and three in 6 seeds lapse for 13-21 s."""
     share_probe: float = 300.0
     """Seconds without a 429 before each step up, while the other app was heard lately."""
     share_quiet: float = 1800.0
