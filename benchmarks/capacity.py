@@ -110,6 +110,7 @@ def run_seeds(args: argparse.Namespace, cameras: int) -> dict[str, Any]:
                 r["admitted_throughout_min_availability"] or 0.0 for r in shared
             ),
             "fewest_admitted": min(r["fewest_admitted"] for r in shared),
+            "worst_after_min_availability": min(r["after_min_availability"] or 0.0 for r in shared),
             "slowest_full_rate_after_s": max(
                 (r["full_rate_after_s"] for r in shared if r["full_rate_after_s"] is not None),
                 default=None,

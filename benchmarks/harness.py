@@ -258,8 +258,9 @@ def _shared_figures(
     """What another app's use of the quota cost: 429s, admission, the admitted cameras.
 
     The cameras admitted throughout are those admitted from the first 10 minutes on until the
-    other app stopped; their availability counts over that time. After it stopped, the run's
-    usual figures (every camera) say how the whole quota was used again.
+    other app stopped; their availability counts over that time. After it stopped and every
+    camera was admitted again, `after_min_availability` counts every camera from 300 s later
+    (their start-up) to the end.
     """
     until = emulator.config.foreign_until
     refused = emulator.metrics.refused_commands
@@ -291,6 +292,11 @@ def _shared_figures(
         later = [sample[0] for sample in shares if sample[0] > last_short]
         return later[0] - until if later else None
 
+    full_admission = back_to_full(2)
+    settled = None if full_admission is None else start + until + full_admission + 300
+    after_held = (
+        held.availability(ids, settled, end) if settled is not None and settled < end else {}
+    )
     return {
         "foreign_qpm": emulator.config.foreign_qpm,
         "foreign_minutes": until / 60,
@@ -315,6 +321,7 @@ def _shared_figures(
             (held.longest_gap(d, start + SETTLE, start + until) for d in kept), default=None
         ),
         "full_rate_after_s": back_to_full(1),
-        "full_admission_after_s": back_to_full(2),
+        "full_admission_after_s": full_admission,
+        "after_min_availability": min(after_held.values()) if after_held else None,
         "admitted_at_end": len(ids) - len(shares[-1][3]) if shares else len(ids),
     }

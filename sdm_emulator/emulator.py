@@ -322,10 +322,12 @@ class Emulator:
 
     def _check_project(self, project: str) -> None:
         if project != self.project_id:
-            # GUESS: another enterprise answers 403, as Google does for resources you cannot see.
-            raise _Refusal(
-                Reply.error(403, "PERMISSION_DENIED", "The caller does not have permission")
-            )
+            # Reported: 404 "Enterprise not found" (GUESS: the final full stop).
+            raise _Refusal(Reply.error(404, "NOT_FOUND", "Enterprise not found."))
+
+    def _device_not_found(self, device_id: str) -> str:
+        """Google names the device by its full resource name."""
+        return f"Device {self.device_name(device_id)} not found."
 
     def _check_quota(self, key: tuple[str, ...], limit: int) -> None:
         if not self._quota.try_acquire(key, limit, self.clock.now()):
@@ -342,7 +344,7 @@ class Emulator:
     async def _raise_fault(self, fault: Fault, device: str | None) -> None:
         self.metrics.faults[fault.value] += 1
         if fault is Fault.NOT_FOUND:
-            raise _Refusal(Reply.error(404, "NOT_FOUND", f"Device {device} not found."))
+            raise _Refusal(Reply.error(404, "NOT_FOUND", self._device_not_found(str(device))))
         if fault is Fault.ERROR_500:
             raise _Refusal(Reply.error(500, "INTERNAL", "Internal error encountered."))
         if fault is Fault.ERROR_503:
@@ -378,7 +380,7 @@ class Emulator:
             )
         device = self.devices.get(device_id)
         if device is None:
-            return Reply.error(404, "NOT_FOUND", f"Device {device_id} not found.")
+            return Reply.error(404, "NOT_FOUND", self._device_not_found(device_id))
         return Reply.json(200, self._device_json(device))
 
     async def _read_structures(
@@ -411,10 +413,14 @@ class Emulator:
                 if device.kind is DeviceKind.DOORBELL
                 else "sdm.devices.types.CAMERA"
             )
+            battery = device.kind is DeviceKind.BATTERY_CAMERA
             traits["sdm.devices.traits.CameraLiveStream"] = {
-                "maxVideoResolution": {"width": 1920, "height": 1080},
+                # As a real battery doorbell reports: 640x480, AAC.
+                "maxVideoResolution": {"width": 640, "height": 480}
+                if battery
+                else {"width": 1920, "height": 1080},
                 "videoCodecs": ["H264"],
-                "audioCodecs": ["AAC"] if "RTSP" in device.protocols else ["OPUS"],
+                "audioCodecs": ["AAC"] if battery or "RTSP" in device.protocols else ["OPUS"],
                 "supportedProtocols": list(device.protocols),
             }
             traits["sdm.devices.traits.CameraMotion"] = {}
@@ -437,12 +443,17 @@ class Emulator:
         self._check_project(project)
         try:
             request = json.loads(body or b"{}")
-            command = str(request["command"])
+            if not isinstance(request, dict):
+                raise TypeError("request")
             params = request.get("params") or {}
             if not isinstance(params, dict):
                 raise TypeError("params")
-        except ValueError, KeyError, TypeError:
+        except ValueError, TypeError:
             return Reply.error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        if not request.get("command"):
+            # Reported: a request without a command is 404 (GUESS: NOT_FOUND as its status).
+            return Reply.error(404, "NOT_FOUND", "No command provided")
+        command = str(request["command"])
         self.metrics.count(f"executeCommand:{command.rsplit('.', 1)[-1]}", self.elapsed())
         now = self.clock.now()
         # GUESS: a call refused by any limit counts against none.
@@ -489,10 +500,10 @@ class Emulator:
     async def _run_command(self, device_id: str, command: str, params: Mapping[str, Any]) -> Reply:
         device = self.devices.get(device_id)
         if device is None:
-            return Reply.error(404, "NOT_FOUND", f"Device {device_id} not found.")
+            return Reply.error(404, "NOT_FOUND", self._device_not_found(device_id))
         name = command.removeprefix(COMMAND_PREFIX)
         if not command.startswith(COMMAND_PREFIX) or not device.protocols:
-            return Reply.error(400, "INVALID_ARGUMENT", f"Command {command} is not supported.")
+            return Reply.error(400, "INVALID_ARGUMENT", f"Command {command} not supported.")
         if name == "GenerateRtspStream" and "RTSP" in device.protocols:
             return self._generate_rtsp(device)
         if name == "GenerateWebRtcStream" and "WEB_RTC" in device.protocols:
@@ -510,7 +521,7 @@ class Emulator:
         if name == "StopWebRtcStream":
             session = str(params.get("mediaSessionId"))
             return self._stop(self._by_session.get(session), device)
-        return Reply.error(400, "INVALID_ARGUMENT", f"Command {command} is not supported.")
+        return Reply.error(400, "INVALID_ARGUMENT", f"Command {command} not supported.")
 
     def _new_record(self, device: DeviceSpec, protocol: str) -> StreamRecord:
         now = self.clock.now()
@@ -608,13 +619,19 @@ class Emulator:
         )
 
     def _extend_webrtc(self, device: DeviceSpec, session_id: str) -> Reply:
-        record = self._live(self._by_session.get(session_id), device, "mediaSessionId")
         if device.kind is DeviceKind.BATTERY_CAMERA:
-            return Reply.error(
-                400,
-                "FAILED_PRECONDITION",
-                "ExtendWebRtcStream is not supported for this device. Generate a new stream.",
-            )
+            # Reported for a battery doorbell: "Command not supported for doorbell" (GUESS: the
+            # same text naming the camera type for a battery camera; wired cameras extend).
+            return Reply.error(400, "FAILED_PRECONDITION", "Command not supported for camera.")
+        record = self.streams.get(self._by_session.get(session_id) or "")
+        if (
+            record is None
+            or record.device_id != device.device_id
+            or record.stopped_at is not None
+            or record.expires_at <= self.clock.now()
+        ):
+            # Captured: an unknown, stopped or expired session.
+            return Reply.error(400, "FAILED_PRECONDITION", WEBRTC_SESSION_MESSAGE)
         record.expires_at = self.clock.now() + self.config.stream_lifetime
         record.extensions += 1
         record.extended_at.append(self.clock.now())
@@ -680,6 +697,7 @@ class Emulator:
 
 
 INVALID_OFFER_MESSAGE = "offerSdp contains an invalid value."
+WEBRTC_SESSION_MESSAGE = "WebRtc error caused by invalid session or user id mismatch."
 
 
 def offer_problem(offer: str) -> str | None:

@@ -31,8 +31,14 @@ async def _sign_in(
     client_factory: ClientSessionGenerator,
     emulator: Emulator,
     result: Any,
+    *,
+    project_gone: bool = False,
 ) -> Any:
-    """Follow the external step: the emulator's consent page redirects to HA's callback."""
+    """Follow the external step: the emulator's consent page redirects to HA's callback.
+
+    `project_gone`: the project disappears after the consent (Google then knows no such
+    enterprise when the flow reads the device list).
+    """
     assert result["type"] is FlowResultType.EXTERNAL_STEP
     url = urlparse(result["url"])
     assert url.netloc == "nestservices.google.com"
@@ -44,6 +50,8 @@ async def _sign_in(
     consent = await emulator.handle("GET", url.path, query, {}, b"")
     assert consent.status == 302
     callback = urlparse(consent.headers["Location"])
+    if project_gone:
+        emulator.config.project_id = "another-project"
     client = await client_factory()
     response = await client.get(f"{callback.path}?{callback.query}")
     assert response.status == 200
@@ -95,6 +103,19 @@ async def test_no_cameras(
     result = await _sign_in(hass, hass_client_no_auth, emulator, await _start(hass))
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_cameras"
+
+
+@pytest.mark.usefixtures("setup_credentials")
+async def test_project_not_found(
+    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator, emulator: Emulator
+) -> None:
+    """Google answers 404 "Enterprise not found": the user is told to check the project id."""
+    result = await _sign_in(
+        hass, hass_client_no_auth, emulator, await _start(hass), project_gone=True
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "project_not_found"
+    assert result["description_placeholders"] == {"project_id": PROJECT_ID}
 
 
 @pytest.mark.usefixtures("setup_credentials")

@@ -130,7 +130,11 @@ async def _error_detail(response: aiohttp.ClientResponse) -> tuple[str, str | No
         return str(response.reason), None
 
 
-def _core_error(err: HttpError, *, extending: bool) -> StreamError:
+class ProjectNotFound(CommandFailed):
+    """Google knows no such Device Access project (or the account cannot see it)."""
+
+
+def _core_error(err: HttpError, *, extending: bool, listing: bool = False) -> StreamError:
     """The core's error for an error answer.
 
     A refused extension or stop (400 INVALID_ARGUMENT / FAILED_PRECONDITION, 404) means the
@@ -156,6 +160,8 @@ def _core_error(err: HttpError, *, extending: bool) -> StreamError:
         return ExtendUnsupported(message)
     if extending and err.status in (HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND):
         return StreamGone(message)
+    if listing and err.status == HTTPStatus.NOT_FOUND:
+        return ProjectNotFound(message)  # "Enterprise not found"
     return CommandFailed(message)
 
 
@@ -197,7 +203,7 @@ class SdmClient:
         """
         try:
             async with asyncio.timeout(LIST_TIMEOUT):
-                devices = await self._call(self._api.async_get_devices())
+                devices = await self._call(self._api.async_get_devices(), listing=True)
         except TimeoutError as err:
             raise TransientError(f"no device list within {LIST_TIMEOUT:.0f} s") from err
         # Devices missing from one answer stay usable: whether a camera left the project is
@@ -281,12 +287,12 @@ class SdmClient:
         return library_stream
 
     @staticmethod
-    async def _call[T](call: Awaitable[T], *, extending: bool = False) -> T:
+    async def _call[T](call: Awaitable[T], *, extending: bool = False, listing: bool = False) -> T:
         """Await a library call; map its errors onto the core's by status and class."""
         try:
             return await call
         except HttpError as err:
-            raise _core_error(err, extending=extending) from err
+            raise _core_error(err, extending=extending, listing=listing) from err
         except StreamError:
             raise
         except ApiTimeoutException as err:

@@ -28,7 +28,7 @@ from homeassistant.helpers.selector import (
 )
 import probatio
 
-from .api import SdmClient, TokenAuth
+from .api import ProjectNotFound, SdmClient, TokenAuth
 from .const import (
     API_URL,
     CONF_CAMERAS,
@@ -154,6 +154,12 @@ class NestStreamsFlowHandler(config_entry_oauth2_flow.AbstractOAuth2FlowHandler,
         except AuthFailed as err:
             _LOGGER.warning("Google refused the new token: %s", err)
             return self.async_abort(reason="invalid_auth")
+        except ProjectNotFound as err:
+            _LOGGER.warning("Google knows no project %s: %s", self._project_id, err)
+            return self.async_abort(
+                reason="project_not_found",
+                description_placeholders={"project_id": str(self._project_id)},
+            )
         except StreamError as err:
             _LOGGER.warning("Could not read the device list: %s", err)
             return self.async_abort(

@@ -110,7 +110,11 @@ async def test_device_list_and_structures(caller: Caller) -> None:
     status, _ = await caller.call("GET", f"/v1/enterprises/{PROJECT}/structures/other")
     assert status == 404
     status, body = await caller.call("GET", "/v1/enterprises/other/devices")
-    assert status == 403
+    assert (status, body["error"]["status"], body["error"]["message"]) == (
+        404,
+        "NOT_FOUND",
+        "Enterprise not found.",
+    )
     status, _ = await caller.call("GET", "/v2/nothing")
     assert status == 404
 
@@ -197,20 +201,51 @@ async def test_webrtc_and_battery(caller: Caller) -> None:
 
 
 @pytest.mark.parametrize(
-    ("device", "raw", "status"),
+    ("device", "raw", "status", "google_status", "message"),
     [
-        ("thermostat-01", None, 400),
-        ("rtsp-01", b"not json", 400),
-        ("rtsp-01", b'{"command": "sdm.devices.commands.Other.Thing"}', 400),
-        ("gone", None, 404),
+        (
+            "thermostat-01",
+            None,
+            400,
+            "INVALID_ARGUMENT",
+            "Command sdm.devices.commands.CameraLiveStream.GenerateRtspStream not supported.",
+        ),
+        (
+            "webrtc-01",
+            None,
+            400,
+            "INVALID_ARGUMENT",
+            "Command sdm.devices.commands.CameraLiveStream.GenerateRtspStream not supported.",
+        ),
+        ("rtsp-01", b"not json", 400, "INVALID_ARGUMENT", "Invalid JSON payload received."),
+        (
+            "rtsp-01",
+            b'{"command": "sdm.devices.commands.Other.Thing"}',
+            400,
+            "INVALID_ARGUMENT",
+            "Command sdm.devices.commands.Other.Thing not supported.",
+        ),
+        ("rtsp-01", b'{"params": {}}', 404, "NOT_FOUND", "No command provided"),
+        ("gone", None, 404, "NOT_FOUND", f"Device enterprises/{PROJECT}/devices/gone not found."),
     ],
 )
-async def test_bad_commands(caller: Caller, device: str, raw: bytes | None, status: int) -> None:
+async def test_bad_commands(
+    caller: Caller,
+    device: str,
+    raw: bytes | None,
+    status: int,
+    google_status: str,
+    message: str,
+) -> None:
     body = {"command": "sdm.devices.commands.CameraLiveStream.GenerateRtspStream", "params": {}}
-    got, _ = await caller.call(
+    got, answer = await caller.call(
         "POST", f"/v1/enterprises/{PROJECT}/devices/{device}:executeCommand", body, raw=raw
     )
-    assert got == status
+    assert (got, answer["error"]["status"], answer["error"]["message"]) == (
+        status,
+        google_status,
+        message,
+    )
 
 
 async def test_execute_quota_sliding_window(caller: Caller, clock: ManualClock) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 import json
+import re
 from typing import override
 from urllib.parse import parse_qs, urlparse
 
@@ -110,11 +111,37 @@ async def test_webrtc_generate_extend_stop(api: GoogleNestAPI) -> None:
 
 
 async def test_battery_camera_cannot_extend(api: GoogleNestAPI) -> None:
+    """A battery camera refuses extensions (as a battery doorbell does) and reports what a
+    battery doorbell reports: 640x480, AAC."""
     trait = (await _device(api, "battery-01")).camera_live_stream
     assert trait is not None
+    assert (trait.max_video_resolution.width, trait.max_video_resolution.height) == (640, 480)
+    assert trait.audio_codecs == ["AAC"]
     stream = await trait.generate_web_rtc_stream(OFFER)
-    with pytest.raises(FailedPreconditionException):
+    with pytest.raises(
+        FailedPreconditionException, match=re.escape("Command not supported for camera.")
+    ):
         await stream.extend_stream()
+
+
+async def test_a_dead_webrtc_session_cannot_be_extended(api: GoogleNestAPI) -> None:
+    trait = (await _device(api, "webrtc-01")).camera_live_stream
+    assert trait is not None
+    stream = await trait.generate_web_rtc_stream(OFFER)
+    await stream.stop_stream()
+    with pytest.raises(
+        FailedPreconditionException,
+        match=re.escape("WebRtc error caused by invalid session or user id mismatch."),
+    ):
+        await stream.extend_stream()
+
+
+async def test_wrong_enterprise(server: str, emulator: Emulator) -> None:
+    async with aiohttp.ClientSession() as session:
+        token = emulator.issue_tokens()["access_token"]
+        other = GoogleNestAPI(EmulatorAuth(session, f"{server}/v1", token), "other")
+        with pytest.raises(NotFoundException, match=re.escape("Enterprise not found.")):
+            await other.async_get_devices()
 
 
 async def test_expired_stream(api: GoogleNestAPI, clock: ManualClock) -> None:
@@ -127,7 +154,10 @@ async def test_expired_stream(api: GoogleNestAPI, clock: ManualClock) -> None:
 
 
 async def test_unknown_device_and_bad_token(api: GoogleNestAPI, server: str) -> None:
-    with pytest.raises(NotFoundException):
+    with pytest.raises(
+        NotFoundException,
+        match=re.escape(f"Device enterprises/{PROJECT}/devices/missing not found."),
+    ):
         await api.async_get_device("missing")
     async with aiohttp.ClientSession() as session:
         bad = GoogleNestAPI(EmulatorAuth(session, f"{server}/v1", "expired"), PROJECT)

@@ -107,8 +107,9 @@ class SharedQuota:
     other app is still there, a refusal measures it again), and every `WINDOW` seconds once
     `share_quiet` seconds passed without a drop (the other app went quiet).
     `admission` is the rate admission plans with: `share_headroom` under the rate after a drop
-    (room for the cameras' extensions when the next drop comes), rising only a step at a time once the other app is quiet, so
-    cameras are not dropped and admitted again with every probe nor many admitted at once.
+    (room for the cameras' extensions when the next drop comes), rising only a step at a time
+    once the other app is quiet, so cameras are not dropped and admitted again with every probe
+    nor many admitted at once.
     """
 
     def __init__(self, clock: Clock, settings: Settings) -> None:
