@@ -15,6 +15,7 @@ from custom_components.nest_streams.api import SdmClient, TokenAuth
 from custom_components.nest_streams.core.errors import (
     AuthFailed,
     CommandFailed,
+    ExtendUnsupported,
     QuotaExceeded,
     StreamGone,
     TransientError,
@@ -314,3 +315,23 @@ async def test_lost_or_unreadable_answers_may_have_executed(
     with pytest.raises(TransientError) as raised:
         await sdm.extend(camera, stream)
     assert raised.value.maybe_executed
+
+
+async def test_google_texts_for_refused_webrtc_extensions(client: SdmClient) -> None:
+    """Both answers are 400 FAILED_PRECONDITION: a dead session means the stream is gone (a new
+    one is generated), a battery camera's refusal that it can never extend."""
+    cameras = await client.async_list_cameras()
+    wired, battery = _camera(cameras, "webrtc-01"), _camera(cameras, "battery-01")
+    session = await client.generate(wired, CHROME_OFFER)
+    await client.stop(wired, session)
+    with pytest.raises(StreamGone, match="invalid session or user id mismatch") as dead:
+        await client.extend(wired, session)
+    assert not isinstance(dead.value, ExtendUnsupported)
+    with pytest.raises(ExtendUnsupported, match="Command not supported for camera"):
+        await client.extend(battery, await client.generate(battery, CHROME_OFFER))
+
+
+async def test_a_project_google_does_not_know(emulator: Emulator, client: SdmClient) -> None:
+    emulator.config.project_id = "another-project"
+    with pytest.raises(api.ProjectNotFound, match="Enterprise not found"):
+        await client.async_list_cameras()
