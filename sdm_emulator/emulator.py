@@ -235,6 +235,7 @@ class Emulator:
                 "rate_malformed",
                 "rate_lost",
                 "rate_device_quota",
+                "rate_409",
                 "slow_seconds",
             ):
                 if key in change:
@@ -338,7 +339,7 @@ class Emulator:
 
     async def _apply_read_fault(self, device: str | None) -> None:
         fault = self.faults.for_call(self.elapsed(), device, command=False)
-        if fault is not None and fault is not Fault.MALFORMED:
+        if fault is not None and fault not in (Fault.MALFORMED, Fault.CONFLICT):
             await self._raise_fault(fault, device)
 
     async def _raise_fault(self, fault: Fault, device: str | None) -> None:
@@ -352,6 +353,9 @@ class Emulator:
         if fault is Fault.QUOTA:
             self.metrics.quota_rejections += 1
             raise _Refusal(Reply.quota())
+        if fault is Fault.CONFLICT:
+            # GUESS: status name and text (only the 409 itself is reported); counts as a call.
+            raise _Refusal(Reply.error(409, "ABORTED", "The operation was aborted."))
         if fault is Fault.LOST:
             raise ConnectionLost
         if fault is Fault.SLOW:
@@ -472,6 +476,8 @@ class Emulator:
             # The per-device limit names the command (the project's names ExecuteDeviceCommand).
             return self._refused(command)
         fault = self.faults.for_call(self.elapsed(), device_id, command=True)
+        if fault is Fault.CONFLICT and ".Generate" not in command:
+            fault = None  # only generations are seen to conflict
         if fault in (Fault.QUOTA, Fault.LOST, Fault.DEVICE_QUOTA):
             self._quota.release(project_key)
             self._quota.release(device_key)

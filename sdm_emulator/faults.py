@@ -22,6 +22,8 @@ class Fault(StrEnum):
     DEVICE_QUOTA = "device_429"
     """Google's per-device limit refuses the command (another app drives the same camera)."""
     NOT_FOUND = "404"
+    CONFLICT = "409"
+    """A generation answered 409 (seen in practice, cause unknown; only Generate commands)."""
     QUOTA = "429"
     TOKEN_DOWN = "token_down"
     """The OAuth token endpoint answers 503."""
@@ -51,6 +53,8 @@ class FaultConfig:
     rate_malformed: float = 0.0
     rate_lost: float = 0.0
     rate_device_quota: float = 0.0
+    rate_409: float = 0.0
+    """Share of Generate commands answered 409."""
     slow_seconds: float = 30.0
     not_found_devices: set[str] = field(default_factory=set)
     """Devices answered with 404 (still listed: a device that vanished behind the list's back)."""
@@ -105,6 +109,7 @@ class FaultInjector:
             Fault.SLOW,
             Fault.MALFORMED,
             Fault.LOST,
+            Fault.CONFLICT,
         ):
             if self._scripted(fault, elapsed, device):
                 return fault
@@ -116,6 +121,7 @@ class FaultInjector:
             (Fault.MALFORMED, config.rate_malformed),
             (Fault.LOST, config.rate_lost),
             (Fault.DEVICE_QUOTA, config.rate_device_quota),
+            (Fault.CONFLICT, config.rate_409),
         ):
             if draw < rate:
                 return fault

@@ -161,6 +161,7 @@ async def test_webrtc_and_battery(client: SdmClient) -> None:
         (Fault.ERROR_503, TransientError, False),
         (Fault.MALFORMED, TransientError, True),
         (Fault.NOT_FOUND, CommandFailed, None),
+        (Fault.CONFLICT, TransientError, False),  # retried like any passing error
     ],
 )
 async def test_errors_map_onto_the_core(

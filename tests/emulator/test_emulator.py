@@ -555,3 +555,18 @@ async def test_another_app_spends_the_projects_quota(caller: Caller, clock: Manu
     assert 0 < foreign.refused < foreign.calls
     assert alone == 10
     assert len(caller.emulator.metrics.refused_commands) == 100 - sum(shared) - alone
+
+
+async def test_a_409_fault_hits_generations_only(caller: Caller) -> None:
+    caller.emulator.config.faults.rate_409 = 1.0
+    status, body = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert (status, body["error"]["status"]) == (409, "ABORTED")
+    caller.emulator.config.faults.rate_409 = 0.0
+    status, body = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert status == 200
+    caller.emulator.config.faults.rate_409 = 1.0
+    token = body["results"]["streamExtensionToken"]
+    status, _ = await caller.command("rtsp-01", "ExtendRtspStream", streamExtensionToken=token)
+    assert status == 200
+    status, _ = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices")
+    assert status == 200
