@@ -83,9 +83,12 @@ class EmulatorConfig:
     stream_lifetime: float = 300.0
     access_token_lifetime: int = 3599
     execute_qpm: int = 10
-    """executeCommand per project and user, sliding 60 s."""
+    """executeCommand per project and user, per minute."""
     device_command_qpm: int = 5
-    """Per device and trait command, sliding 60 s."""
+    """Per device and trait command, per minute."""
+    quota_window: str = "fixed"
+    """How a minute is counted: "fixed" (documented: until the end of the minute that started
+    with the first command) or "sliding" (any 60 s; stricter for bursts across a boundary)."""
     devices_get_qpm: int = 10
     devices_list_qpm: int = 5
     structures_qpm: int = 5

@@ -19,7 +19,7 @@ from .config import DeviceKind, DeviceSpec, EmulatorConfig
 from .faults import Fault, FaultInjector, ScriptedFault
 from .media import Media
 from .metrics import Metrics, StreamRecord
-from .quota import ForeignClient, SlidingWindow
+from .quota import FixedWindow, ForeignClient, SlidingWindow
 
 COMMAND_PREFIX = "sdm.devices.commands.CameraLiveStream."
 QUOTA_MESSAGE = "Rate limited for the ExecuteDeviceCommand API for the user."
@@ -118,7 +118,9 @@ class Emulator:
         self.streams: dict[str, StreamRecord] = {}
         self._by_extension_token: dict[str, str] = {}
         self._by_session: dict[str, str] = {}
-        self._quota = SlidingWindow()
+        if self.config.quota_window not in ("fixed", "sliding"):
+            raise ValueError(f"quota_window must be fixed or sliding: {self.config.quota_window}")
+        self._quota = FixedWindow() if self.config.quota_window == "fixed" else SlidingWindow()
         self.foreign = ForeignClient(
             self.config.foreign_qpm,
             self.config.foreign_from,

@@ -1,4 +1,4 @@
-"""Google's per-minute quotas as sliding 60 s windows."""
+"""Google's per-minute quotas: fixed windows (as documented) or sliding 60 s windows."""
 
 from __future__ import annotations
 
@@ -8,6 +8,30 @@ import math
 import random
 
 WINDOW = 60.0
+
+
+class FixedWindow:
+    """Counts accepted calls per key in fixed windows: a window opens with the first call and
+    lasts 60 s ("until the end of the minute that started with the first command")."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._windows: dict[tuple[str, ...], tuple[float, int]] = {}
+
+    def try_acquire(self, key: tuple[str, ...], limit: int, now: float) -> bool:
+        """Record a call for `key` unless its current window already holds `limit` calls."""
+        start, count = self._windows.get(key, (-math.inf, 0))
+        if now >= start + WINDOW:
+            start, count = now, 0
+        if count >= limit:
+            return False
+        self._windows[key] = (start, count + 1)
+        return True
+
+    def release(self, key: tuple[str, ...]) -> None:
+        """Take back the newest call for `key` (a later check refused the call)."""
+        if (window := self._windows.get(key)) is not None and window[1] > 0:
+            self._windows[key] = (window[0], window[1] - 1)
 
 
 class SlidingWindow:

@@ -248,7 +248,7 @@ async def test_bad_commands(
     )
 
 
-async def test_execute_quota_sliding_window(caller: Caller, clock: ManualClock) -> None:
+async def test_execute_quota(caller: Caller, clock: ManualClock) -> None:
     devices = ["rtsp-01", "rtsp-02", "doorbell-01"]
     for index in range(10):
         status, _ = await caller.command(devices[index % 3], "GenerateRtspStream")
@@ -570,3 +570,32 @@ async def test_a_409_fault_hits_generations_only(caller: Caller) -> None:
     assert status == 200
     status, _ = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices")
     assert status == 200
+
+
+@pytest.mark.parametrize(("window", "accepted_after"), [("fixed", 10), ("sliding", 1)])
+async def test_quota_window_fixed_by_default_or_sliding(
+    emulator_config: EmulatorConfig,
+    clock: ManualClock,
+    window: str,
+    accepted_after: int,
+) -> None:
+    """A call at 0 s and 9 at 50-58 s fill the minute; from 61 s a fixed window (the documented
+    default: it opened with the first call) takes 10 more, a sliding one only what left it."""
+    if window == "sliding":
+        emulator_config.quota_window = "sliding"
+    assert EmulatorConfig().quota_window == "fixed"
+    emulator_config.device_command_qpm = 100  # the project's limit alone
+    caller = Caller(Emulator(emulator_config, clock))
+    devices = ["rtsp-01", "rtsp-02", "doorbell-01"]
+    start = clock.now()
+    for index, at in enumerate([0.0, *(50.0 + index for index in range(9))]):
+        clock.advance(start + at - clock.now())
+        status, _ = await caller.command(devices[index % 3], "GenerateRtspStream")
+        assert status == 200
+    clock.advance(start + 61 - clock.now())
+    accepted = 0
+    for index in range(12):
+        status, _ = await caller.command(devices[index % 3], "GenerateRtspStream")
+        accepted += status == 200
+        clock.advance(0.1)
+    assert accepted == accepted_after
