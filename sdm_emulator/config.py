@@ -73,6 +73,10 @@ def default_devices(
     return devices
 
 
+TESTING_REFRESH_TOKEN_LIFETIME = 7 * 24 * 3600.0
+"""Refresh tokens of an OAuth app in "Testing" publishing status expire after 7 days."""
+
+
 @dataclass(slots=True)
 class EmulatorConfig:
     """Everything configurable; Google's published values are the defaults."""
@@ -82,6 +86,9 @@ class EmulatorConfig:
     devices: list[DeviceSpec] = field(default_factory=lambda: default_devices(3))
     stream_lifetime: float = 300.0
     access_token_lifetime: int = 3599
+    refresh_token_lifetime: float | None = None
+    """Seconds a refresh token works (None: until revoked). Google's documented value for
+    projects in "Testing" publishing status: 7 days (`TESTING_REFRESH_TOKEN_LIFETIME`)."""
     execute_qpm: int = 10
     """executeCommand per project and user, per minute."""
     device_command_qpm: int = 5

@@ -128,7 +128,8 @@ class Emulator:
             self.config.seed + 1,
         )
         self._codes: dict[str, str] = {}
-        self._refresh_tokens: set[str] = set()
+        self._refresh_tokens: dict[str, float] = {}
+        """Refresh token -> when it was issued."""
         self._access_tokens: dict[str, float] = {}
 
     # -- helpers for tests, benchmarks and the CLI ---------------------------------------------
@@ -145,7 +146,7 @@ class Emulator:
     def issue_tokens(self) -> dict[str, Any]:
         """Tokens as if an authorization code had been exchanged."""
         refresh = "1//" + secrets.token_urlsafe(24)
-        self._refresh_tokens.add(refresh)
+        self._refresh_tokens[refresh] = self.clock.now()
         return {**self._new_access_token(), "refresh_token": refresh}
 
     def revoke(self, refresh_token: str | None = None) -> None:
@@ -154,7 +155,7 @@ class Emulator:
             self._refresh_tokens.clear()
             self._access_tokens.clear()
         else:
-            self._refresh_tokens.discard(refresh_token)
+            self._refresh_tokens.pop(refresh_token, None)
 
     def expire_access_tokens(self) -> None:
         """Every access token stops working (refresh tokens still work)."""
@@ -303,7 +304,9 @@ class Emulator:
                 )
             return Reply.json(200, self.issue_tokens())
         if grant == "refresh_token":
-            if form.get("refresh_token") not in self._refresh_tokens:
+            issued = self._refresh_tokens.get(form.get("refresh_token", ""))
+            lifetime = self.config.refresh_token_lifetime
+            if issued is None or (lifetime is not None and self.clock.now() >= issued + lifetime):
                 return Reply.json(
                     400,
                     {

@@ -9,6 +9,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from sdm_emulator import Emulator, ScriptedFault
+from sdm_emulator.config import TESTING_REFRESH_TOKEN_LIFETIME
 from sdm_emulator.faults import Fault
 
 from .common import advance, state
@@ -184,3 +185,26 @@ async def test_invalid_grant_starts_reauth(
     await advance(hass, freezer, 3700)
     assert reauth_flows(hass) == [SOURCE_REAUTH]
     assert state(hass, "sensor.room_01_camera_01_stream_state") in ("failed", "degraded")
+
+
+async def test_a_refresh_token_at_the_end_of_its_7_days(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """A project in "Testing" status: its refresh token stops working after 7 days. The
+    streams are kept alive while the access token lasts; then one reauth flow, not one per
+    camera or command."""
+    # The refresh token's 7 days end 10 minutes from now (its access token lasts an hour).
+    issued_ago = emulator.elapsed()
+    emulator.config.refresh_token_lifetime = issued_ago + 600
+    assert TESTING_REFRESH_TOKEN_LIFETIME == 7 * 24 * 3600
+    await advance(hass, freezer, 3500)
+    assert reauth_flows(hass) == []
+    per_camera = emulator.report(since=emulator.started + 300)["availability"]["per_camera"]
+    kept_alive = {camera: share for camera, share in per_camera.items() if "rtsp" in camera}
+    assert len(kept_alive) == 3
+    assert set(kept_alive.values()) == {1.0}  # no stream lost before the access token ends
+    await advance(hass, freezer, 900)
+    assert reauth_flows(hass) == [SOURCE_REAUTH]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from sdm_emulator import Emulator, EmulatorConfig, FaultConfig, ScriptedFault, default_devices
 from sdm_emulator.__main__ import build_emulator, parse_args
 from sdm_emulator.clock import ManualClock
+from sdm_emulator.config import TESTING_REFRESH_TOKEN_LIFETIME
 from sdm_emulator.emulator import ConnectionLost
 from sdm_emulator.faults import Fault
 from sdm_emulator.metrics import Metrics, StreamRecord
@@ -67,6 +69,27 @@ async def test_refresh_token_grant_in_query_string(emulator: Emulator) -> None:
     assert b"Token has been expired or revoked." in reply.body
     reply = await emulator.handle("POST", "/oauth2/v4/token", {"grant_type": "x"}, {}, b"")
     assert reply.status == 400
+
+
+async def test_refresh_tokens_of_a_testing_project_expire_after_7_days(
+    emulator: Emulator, clock: ManualClock
+) -> None:
+    assert emulator.config.refresh_token_lifetime is None  # a published project: no expiry
+    emulator.config.refresh_token_lifetime = TESTING_REFRESH_TOKEN_LIFETIME
+    query = {
+        "grant_type": "refresh_token",
+        "refresh_token": emulator.issue_tokens()["refresh_token"],
+    }
+    clock.advance(7 * 24 * 3600 - 1)
+    reply = await emulator.handle("POST", "/oauth2/v4/token", query, {}, b"")
+    assert reply.status == 200
+    clock.advance(1)
+    reply = await emulator.handle("POST", "/oauth2/v4/token", query, {}, b"")
+    assert reply.status == 400
+    assert json.loads(reply.body) == {
+        "error": "invalid_grant",
+        "error_description": "Token has been expired or revoked.",
+    }
 
 
 async def test_token_endpoint_down(emulator: Emulator) -> None:
