@@ -93,6 +93,9 @@ class EmulatorConfig:
     """executeCommand per project and user, per minute."""
     device_command_qpm: int = 5
     """Per device and trait command, per minute."""
+    device_qph: int | None = None
+    """executeCommand per device per hour, any command (None: no hourly limit). Google
+    documents device limits "at QPM and QPH level" without numbers; one public claim: 100."""
     quota_window: str = "fixed"
     """How a minute is counted: "fixed" (documented: until the end of the minute that started
     with the first command) or "sliding" (any 60 s; stricter for bursts across a boundary)."""

@@ -14,14 +14,15 @@ class FixedWindow:
     """Counts accepted calls per key in fixed windows: a window opens with the first call and
     lasts 60 s ("until the end of the minute that started with the first command")."""
 
-    def __init__(self) -> None:
-        """Start empty."""
+    def __init__(self, window: float = WINDOW) -> None:
+        """Start empty; windows last `window` seconds."""
+        self._window = window
         self._windows: dict[tuple[str, ...], tuple[float, int]] = {}
 
     def try_acquire(self, key: tuple[str, ...], limit: int, now: float) -> bool:
         """Record a call for `key` unless its current window already holds `limit` calls."""
         start, count = self._windows.get(key, (-math.inf, 0))
-        if now >= start + WINDOW:
+        if now >= start + self._window:
             start, count = now, 0
         if count >= limit:
             return False
@@ -35,16 +36,17 @@ class FixedWindow:
 
 
 class SlidingWindow:
-    """Counts accepted calls per key in the last 60 s."""
+    """Counts accepted calls per key in the last 60 s (or `window` seconds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: float = WINDOW) -> None:
         """Start empty."""
+        self._window = window
         self._calls: dict[tuple[str, ...], deque[float]] = {}
 
     def try_acquire(self, key: tuple[str, ...], limit: int, now: float) -> bool:
-        """Record a call for `key` unless `limit` calls were accepted in (now - 60 s, now]."""
+        """Record a call for `key` unless `limit` calls were accepted in (now - window, now]."""
         calls = self._calls.setdefault(key, deque())
-        while calls and calls[0] <= now - WINDOW:
+        while calls and calls[0] <= now - self._window:
             calls.popleft()
         if len(calls) >= limit:
             return False

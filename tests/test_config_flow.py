@@ -200,6 +200,7 @@ NEW_OPTIONS = {
     "max_failures": 3,
     "degraded_retry": 600,
     "retry_base": 5,
+    "device_calls_per_hour": 40,
 }
 
 

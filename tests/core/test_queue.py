@@ -444,3 +444,35 @@ def test_a_command_withdrawn_before_its_turn_is_never_sent() -> None:
     log, running, waiting, cancelled = virtual(main())
     assert log == [("a", 0.0)]
     assert (running, waiting, cancelled) == (False, True, True)
+
+
+def test_a_device_never_spends_more_than_its_hourly_budget() -> None:
+    """Google limits each device per hour too: the fourth command of a device with a budget of
+    3 waits until the first is an hour old, while other devices go on."""
+
+    async def main() -> tuple[list[tuple[str, float]], float | None]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=60, device_calls_per_hour=3))
+        log: list[tuple[str, float]] = []
+        kinds = [CommandKind.GENERATE, CommandKind.EXTEND, CommandKind.STOP, CommandKind.GENERATE]
+
+        async def body() -> float | None:
+            futures = [
+                queue.submit(kind, "a", _recorder(log, clk, f"a{index}"))
+                for index, kind in enumerate(kinds)
+            ]
+            await asyncio.sleep(10)
+            other = queue.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "b"))
+            await other
+            spent = queue.budget_spent_until("a")
+            await asyncio.gather(*futures)
+            return None if spent is None else spent - EPOCH
+
+        spent = await _with_worker(queue, body())
+        return log, spent
+
+    log, spent = virtual(main())
+    # Priority order (extension, generations, then the stop), one a second: the stop is the
+    # fourth command of "a" and waits for the hour.
+    assert log == [("a1", 0.0), ("a0", 1.01), ("a3", 2.02), ("b", 10.0), ("a2", 3600.0)]
+    assert spent == pytest.approx(3600)

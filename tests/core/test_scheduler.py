@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from custom_components.nest_streams.core.clock import LoopClock
-from custom_components.nest_streams.core.errors import OverCapacity, QuotaExceeded
+from custom_components.nest_streams.core.errors import OverCapacity, QuotaExceeded, TransientError
 from custom_components.nest_streams.core.models import CameraInfo, StreamHandle, StreamState
 from custom_components.nest_streams.core.scheduler import OVER_CAPACITY
 from custom_components.nest_streams.core.settings import Settings
@@ -344,3 +344,31 @@ def test_a_camera_stopped_before_its_turn_spends_no_command() -> None:
     calls = virtual(main())
     assert ("c3", "generate") not in calls
     assert ("c2", "generate") in calls
+
+
+def test_a_camera_whose_hourly_budget_is_spent_says_so_and_waits() -> None:
+    async def main() -> tuple[list[str], float | None, int]:
+        clk = clock()
+        client = FakeClient(clk)
+        for _ in range(6):
+            client.script("c1", "generate", TransientError("503"))
+        settings = Settings(device_calls_per_hour=3, max_failures=50, retry_base=1)
+        scheduler = make_scheduler(client, clk, settings)
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp("c1")])
+        states = []
+        for _ in range(30):
+            await asyncio.sleep(10)
+            states.append(scheduler.stream("enterprises/p/devices/c1").status.state.value)
+        status = scheduler.stream("enterprises/p/devices/c1").status
+        sent = len(client.calls)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        next_action = None if status.next_action_at is None else status.next_action_at - EPOCH
+        return states, next_action, sent
+
+    states, next_action, sent = virtual(main())
+    assert sent == 3  # not hammered: 3 tries, then it waits for the hour
+    assert states[-1] == "hourly_limit"
+    assert next_action == pytest.approx(3600, abs=1)

@@ -622,3 +622,30 @@ async def test_quota_window_fixed_by_default_or_sliding(
         accepted += status == 200
         clock.advance(0.1)
     assert accepted == accepted_after
+
+
+@pytest.mark.parametrize("limit", [100, 20])
+async def test_an_hourly_per_device_limit(
+    emulator_config: EmulatorConfig, clock: ManualClock, limit: int
+) -> None:
+    """Off by default; at `limit` calls per device-hour (any command) the next is refused with
+    the per-device text, while other devices go on; the next hour it works again."""
+    assert EmulatorConfig().device_qph is None
+    emulator_config.device_qph = limit
+    emulator_config.execute_qpm = emulator_config.device_command_qpm = 1000  # hourly alone
+    caller = Caller(Emulator(emulator_config, clock))
+    for _ in range(limit):
+        status, _ = await caller.command("rtsp-01", "GenerateRtspStream")
+        assert status == 200
+        clock.advance(1)
+    status, body = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert (status, body["error"]["message"]) == (
+        429,
+        "Rate limited for the GenerateRtspStream API for the user.",
+    )
+    status, _ = await caller.command("rtsp-02", "GenerateRtspStream")
+    assert status == 200
+    clock.advance(3600)
+    caller.token = caller.emulator.issue_tokens()["access_token"]  # the old one expired
+    status, _ = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert status == 200

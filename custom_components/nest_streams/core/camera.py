@@ -112,9 +112,16 @@ class CameraStream:
     def status(self) -> StreamStatus:
         """An immutable snapshot of the camera's stream."""
         handle = self._handle
+        state, next_action = self._state, self._next_action
+        if self._retry_at is not None:
+            next_action = self._clock.now() + self._retry_at - self._clock.monotonic()
+        if state in (StreamState.STARTING, StreamState.FAILED) and (
+            spent_until := self._queue.budget_spent_until(self.camera.device_id)
+        ):
+            state, next_action = StreamState.HOURLY_LIMIT, spent_until
         return StreamStatus(
             device_id=self.camera.device_id,
-            state=self._state,
+            state=state,
             consecutive_failures=self._failures,
             last_error=self._last_error,
             last_attempt=self._last_attempt,
@@ -123,9 +130,7 @@ class CameraStream:
             stream_url=handle.url if handle else None,
             session_id=handle.session_id if handle else None,
             can_extend=self._can_extend,
-            next_action_at=self._next_action
-            if self._retry_at is None
-            else self._clock.now() + self._retry_at - self._clock.monotonic(),
+            next_action_at=next_action,
         )
 
     def start(self) -> None:

@@ -94,6 +94,36 @@ class DeviceWindow:
             del self._blocked[key]
 
 
+class HourlyBudget:
+    """At most `limit` commands per device (any command) in any sliding hour."""
+
+    HOUR = 3600.0
+
+    def __init__(self, clock: Clock, limit: int) -> None:
+        """Allow `limit` commands per device and hour."""
+        self._clock = clock
+        self._limit = limit
+        self._sent: dict[str, deque[float]] = {}
+
+    def ready_at(self, device_id: str) -> float:
+        """When the device may send next (-inf: now)."""
+        sent = self._sent.get(device_id)
+        if not sent:
+            return -math.inf
+        cutoff = self._clock.monotonic() - self.HOUR
+        while sent and sent[0] <= cutoff:
+            sent.popleft()
+        return -math.inf if len(sent) < self._limit else sent[0] + self.HOUR
+
+    def record(self, device_id: str) -> None:
+        """Count a command sent now."""
+        self._sent.setdefault(device_id, deque()).append(self._clock.monotonic())
+
+    def forget(self, device_id: str) -> None:
+        """Drop a removed device."""
+        self._sent.pop(device_id, None)
+
+
 class SharedQuota:
     """Our share of a project's quota that other apps may use too.
 

@@ -56,6 +56,8 @@ class StreamState(StrEnum):
     STOPPED = "stopped"
     ON_DEMAND = "on_demand"
     """A WebRTC-only camera: sessions exist only while someone watches (never kept alive)."""
+    HOURLY_LIMIT = "hourly_limit"
+    """Without a stream, and the camera's commands for this hour are spent: it waits."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from .clock import Clock
 from .errors import QueueStopped, QuotaExceeded, StreamGone, TransientError
-from .limiter import DeviceWindow, SharedQuota, SmoothLimiter
+from .limiter import DeviceWindow, HourlyBudget, SharedQuota, SmoothLimiter
 from .models import CommandKind, QueueStats
 from .settings import WINDOW, Settings
 
@@ -78,6 +78,7 @@ class CommandQueue:
         self._on_share_change = on_share_change
         self._shared_logged = False
         self._devices = DeviceWindow(clock, settings.per_device_qpm)
+        self._budget = HourlyBudget(clock, settings.device_calls_per_hour)
         self._timeout = settings.command_timeout
         self._heap: list[_Entry] = []
         self._seq = itertools.count()
@@ -189,6 +190,7 @@ class CommandQueue:
                 continue
             self.limiter.take()
             self._devices.record(entry.device_id, entry.kind.name)
+            self._budget.record(entry.device_id)
             entry.sent_at = self._clock.monotonic()
             self._sent.append(entry.sent_at)
             wait = self._clock.monotonic() - entry.submitted_at
@@ -217,7 +219,10 @@ class CommandQueue:
                 heapq.heapify(self._heap)
                 entry.future.set_exception(StreamGone("the stream expired before its turn"))
                 continue
-            ready_at = self._devices.ready_at(entry.device_id, entry.kind.name)
+            ready_at = max(
+                self._devices.ready_at(entry.device_id, entry.kind.name),
+                self._budget.ready_at(entry.device_id),
+            )
             if ready_at <= mono:
                 self._heap.remove(entry)
                 heapq.heapify(self._heap)
@@ -351,6 +356,13 @@ class CommandQueue:
     def forget(self, device_id: str) -> None:
         """Drop what the queue remembers of a device that left the project."""
         self._devices.forget(device_id)
+        self._budget.forget(device_id)
+
+    def budget_spent_until(self, device_id: str) -> float | None:
+        """Wall-clock time until which the device's hourly budget is spent, None if it is not."""
+        ready_at = self._budget.ready_at(device_id)
+        mono = self._clock.monotonic()
+        return None if ready_at <= mono else self._clock.now() + ready_at - mono
 
     async def flush_stops(self, grace: float) -> None:
         """Run the queued stops now, still paced by the limiter, for at most `grace` seconds.

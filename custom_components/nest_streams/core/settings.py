@@ -42,6 +42,10 @@ class Settings:
     """Longest retry delay before a camera is degraded, in seconds."""
     per_device_qpm: int = 5
     """Commands per minute Google allows per device and command."""
+    device_calls_per_hour: int = 30
+    """Most commands we send per device in any hour (user option): Google also limits each
+    device per hour, number unpublished (one claim: 100). Keep-alive takes 12.6-13.8 an hour
+    (one per 300 s less a 15-39 s lead); 30 leaves as much again for retries and stops."""
     safety: float = 0.01
     """Fraction added to the command interval against clock jitter between us and Google."""
     command_timeout: float = 10.0
@@ -175,4 +179,5 @@ USER_OPTIONS: tuple[UserOption, ...] = (
     UserOption("max_failures", 1, 50),
     UserOption("degraded_retry", 30, 3600, "s"),
     UserOption("retry_base", 1, 300, "s"),
+    UserOption("device_calls_per_hour", 14, 600, "calls/h"),
 )
