@@ -66,6 +66,8 @@ def _run(args: argparse.Namespace, cameras: int, seed: int) -> dict[str, Any]:
             seed=seed,
             foreign_qpm=args.foreign_qpm,
             foreign_minutes=args.foreign_minutes,
+            device_qph=args.device_qph,
+            quota_window=args.quota_window,
         )
     )
     result["wall_seconds"] = round(time.perf_counter() - started, 2)
@@ -183,6 +185,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--foreign-minutes", type=float, default=60.0, help="for the first this many minutes"
+    )
+    parser.add_argument(
+        "--device-qph",
+        type=int,
+        default=None,
+        help="Google's hourly limit per device in the emulator (unpublished; e.g. 100)",
+    )
+    parser.add_argument(
+        "--quota-window",
+        choices=("fixed", "sliding"),
+        default="fixed",
+        help="how the emulator counts a minute (fixed: as documented)",
     )
     parser.add_argument("--seed", type=int, default=None, help="one fault injection seed")
     parser.add_argument("--seeds", type=seeds, default=None, help="seeds, e.g. 1-8 or 1,3")

@@ -129,6 +129,8 @@ async def simulate(
     settings: Settings | None = None,
     foreign_qpm: float = 0.0,
     foreign_minutes: float = 60.0,
+    device_qph: int | None = None,
+    quota_window: str = "fixed",
 ) -> dict[str, Any]:
     """Keep `cameras` streams alive for `hours` of loop time; return the figures.
 
@@ -149,6 +151,8 @@ async def simulate(
             seed=seed,
             foreign_qpm=foreign_qpm,
             foreign_until=foreign_minutes * 60,
+            device_qph=device_qph,
+            quota_window=quota_window,
         ),
         clock,
     )
@@ -218,6 +222,8 @@ async def simulate(
         "hours": hours,
         "fault_rate": fault_rate,
         "device_quota_rate": device_quota_rate,
+        "device_qph": device_qph,
+        "quota_window": quota_window,
         "seed": seed,
         "availability": availability["overall"],
         "min_camera_availability": availability["min"],
