@@ -202,7 +202,7 @@ async def test_lost_connection(api: GoogleNestAPI, emulator: Emulator) -> None:
     assert emulator.streams == {}
 
 
-async def test_oauth_over_http(server: str) -> None:
+async def test_oauth_over_http(server: str, emulator: Emulator, clock: ManualClock) -> None:
     async with aiohttp.ClientSession() as session:
         response = await session.get(
             f"{server}/partnerconnections/{PROJECT}/auth",
@@ -223,3 +223,107 @@ async def test_oauth_over_http(server: str) -> None:
         assert token.status == 200
         assert body["expires_in"] == 3599
         assert body["refresh_token"]
+        refresh = body["refresh_token"]
+        # A project in "Testing" status: the refresh token stops after 7 days (invalid_grant).
+        emulator.config.refresh_token_lifetime = 7 * 24 * 3600.0
+        clock.advance(7 * 24 * 3600)
+        refreshed = await session.post(
+            f"{server}/oauth2/v4/token",
+            data={"grant_type": "refresh_token", "refresh_token": refresh},
+        )
+        assert refreshed.status == 400
+        assert (await refreshed.json())["error"] == "invalid_grant"
+
+
+async def test_rate_limit_texts(api: GoogleNestAPI, emulator: Emulator) -> None:
+    """The project's limit names ExecuteDeviceCommand, the per-device one the command; both
+    carry Google's `errors[].reason`."""
+    trait = (await _device(api, "rtsp-01")).camera_live_stream
+    assert trait is not None
+    for _ in range(5):
+        await trait.generate_rtsp_stream()
+    with pytest.raises(ApiException, match="Rate limited for the GenerateRtspStream API"):
+        await trait.generate_rtsp_stream()
+    other = (await _device(api, "rtsp-02")).camera_live_stream
+    assert other is not None
+    for _ in range(5):
+        await other.generate_rtsp_stream()
+    with pytest.raises(ApiException, match="Rate limited for the ExecuteDeviceCommand API"):
+        await other.generate_rtsp_stream()
+
+
+@pytest.mark.parametrize("limit", [100, 20])
+async def test_hourly_per_device_limit(
+    api: GoogleNestAPI, emulator: Emulator, clock: ManualClock, limit: int
+) -> None:
+    emulator.config.device_qph = limit
+    emulator.config.execute_qpm = emulator.config.device_command_qpm = 1000
+    trait = (await _device(api, "rtsp-01")).camera_live_stream
+    assert trait is not None
+    for _ in range(limit):  # the device read above is no command
+        await trait.generate_rtsp_stream()
+    with pytest.raises(ApiException, match=r"\(429\).*GenerateRtspStream"):
+        await trait.generate_rtsp_stream()
+
+
+async def test_fixed_quota_window(
+    api: GoogleNestAPI, emulator: Emulator, clock: ManualClock
+) -> None:
+    """The documented fixed window: a command at 0 s and 9 at 50-58 s fill the window opened at
+    0 s; right after it closed 10 more pass (a sliding window would take one)."""
+    emulator.config.device_command_qpm = 1000  # the project's limit alone
+    trait = (await _device(api, "rtsp-01")).camera_live_stream
+    assert trait is not None
+    start = clock.now()
+    await trait.generate_rtsp_stream()
+    clock.advance(50)
+    for _ in range(9):
+        await trait.generate_rtsp_stream()
+        clock.advance(1)
+    with pytest.raises(ApiException, match=r"\(429\)"):
+        await trait.generate_rtsp_stream()
+    clock.advance(start + 61 - clock.now())
+    for _ in range(10):
+        await trait.generate_rtsp_stream()
+    with pytest.raises(ApiException, match=r"\(429\)"):
+        await trait.generate_rtsp_stream()
+
+
+async def test_conflict_on_generate(api: GoogleNestAPI, emulator: Emulator) -> None:
+    trait = (await _device(api, "rtsp-01")).camera_live_stream
+    assert trait is not None
+    emulator.config.faults.rate_409 = 1.0
+    with pytest.raises(ApiException, match=r"\(409\)"):
+        await trait.generate_rtsp_stream()
+
+
+@pytest.mark.parametrize(
+    ("device", "payload", "status", "message"),
+    [
+        (
+            "webrtc-01",
+            {"command": "sdm.devices.commands.CameraLiveStream.GenerateRtspStream"},
+            400,
+            "Command sdm.devices.commands.CameraLiveStream.GenerateRtspStream not supported.",
+        ),
+        ("rtsp-01", {"params": {}}, 404, "No command provided"),
+    ],
+)
+async def test_requests_the_library_never_sends(
+    server: str,
+    emulator: Emulator,
+    device: str,
+    payload: dict[str, object],
+    status: int,
+    message: str,
+) -> None:
+    """Over HTTP as any client would send them (google-nest-sdm refuses them before sending)."""
+    token = emulator.issue_tokens()["access_token"]
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(
+            f"{server}/v1/enterprises/{PROJECT}/devices/{device}:executeCommand",
+            json=payload,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status == status
+        assert (await response.json())["error"]["message"] == message
