@@ -50,6 +50,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--devices-get-qpm", type=int, default=10, help="devices.get per minute")
     add("--devices-list-qpm", type=int, default=5, help="devices.list per minute")
     add("--structures-qpm", type=int, default=5, help="structures.list per minute")
+    add("--device-qph", type=int, help="commands per hour per device (unpublished; default off)")
+    add(
+        "--quota-window",
+        choices=("fixed", "sliding"),
+        default="fixed",
+        help="fixed minutes (documented, default) or a sliding 60 s window",
+    )
+    add(
+        "--refresh-token-days",
+        type=float,
+        help='refresh tokens stop after this many days (7 for projects in "Testing" status)',
+    )
+    add("--foreign-qpm", type=float, default=0.0, help="another app's commands per minute")
+    add(
+        "--foreign-minutes",
+        type=float,
+        default=60.0,
+        help="for how long from start the other app calls (60)",
+    )
+    add("--rate-409", type=float, help="share of generations answered 409")
     add("--rtsp-host", default="127.0.0.1:8554", help="host:port in RTSP URLs without media")
     add(
         "--media",
@@ -89,7 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_emulator(args: argparse.Namespace, media: Media | None = None) -> Emulator:
     """An emulator configured from parsed arguments."""
     faults = FaultConfig.uniform(args.fault_rate)
-    for name in ("rate_500", "rate_503", "rate_slow", "rate_malformed"):
+    for name in ("rate_500", "rate_503", "rate_slow", "rate_malformed", "rate_409"):
         if (value := getattr(args, name)) is not None:
             setattr(faults, name, value)
     faults.slow_seconds = args.slow_seconds
@@ -116,6 +136,13 @@ def build_emulator(args: argparse.Namespace, media: Media | None = None) -> Emul
         rtsp_host=args.rtsp_host,
         faults=faults,
         seed=args.seed,
+        device_qph=args.device_qph,
+        quota_window=args.quota_window,
+        refresh_token_lifetime=None
+        if args.refresh_token_days is None
+        else args.refresh_token_days * 24 * 3600,
+        foreign_qpm=args.foreign_qpm,
+        foreign_until=args.foreign_minutes * 60,
     )
     return Emulator(config, media=media)
 

@@ -537,8 +537,38 @@ def test_command_line() -> None:
     assert faults.rate_503 == pytest.approx(0.01)
     assert faults.failing_devices == {"rtsp-02"}
     assert faults.scripted == [ScriptedFault(Fault.ERROR_503, 10, 20, "rtsp-01")]
+    config = emulator.config
+    assert (config.quota_window, config.device_qph, config.refresh_token_lifetime) == (
+        "fixed",
+        None,
+        None,
+    )
+    assert config.foreign_qpm == 0
     with pytest.raises(SystemExit):
         parse_args(["--script", "bad"])
+    config = build_emulator(
+        parse_args(
+            [
+                "--device-qph",
+                "100",
+                "--quota-window",
+                "sliding",
+                "--refresh-token-days",
+                "7",
+                "--foreign-qpm",
+                "4",
+                "--foreign-minutes",
+                "30",
+                "--rate-409",
+                "0.1",
+            ]
+        )
+    ).config
+    assert config.device_qph == 100
+    assert config.quota_window == "sliding"
+    assert config.refresh_token_lifetime == 7 * 24 * 3600
+    assert (config.foreign_qpm, config.foreign_until) == (4, 1800)
+    assert config.faults.rate_409 == 0.1
 
 
 @pytest.mark.parametrize(
