@@ -10,31 +10,24 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.event import async_call_later, async_track_time_interval
+from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .api import SdmClient
 from .const import CONF_EXCLUDED_CAMERAS, DOMAIN
 from .core.clock import SystemClock
-from .core.errors import AuthFailed, StreamError
 from .core.models import CameraInfo, QueueStats, StreamStatus
 from .core.scheduler import StreamScheduler
 from .core.settings import Settings
-from .issues import (
-    async_remove_devices,
-    async_remove_stale_devices,
-    async_update_over_capacity_issue,
-)
+from .device_list import DeviceListReader
+from .issues import async_remove_devices, async_update_over_capacity_issue
 from .store import SavedState, StreamStore
 
 _LOGGER = logging.getLogger(__name__)
 
 DEVICE_REFRESH_INTERVAL = timedelta(minutes=15)
-LIST_RETRY = 60.0
-"""Seconds until a failed device-list read is tried again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +85,18 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self._camera_listeners: list[Callable[[list[str]], None]] = []
         self._known: set[str] = set()
         self._hub_device_id = ""
-        self._list_error: str | None = None
-        self._empty_list_logged = False
-        self._stale_checked = False
-        self._listed_once = False
-        """Whether a device list was taken (failures before that fail the set-up)."""
         self._restored = False
         """Whether the set-up took the cameras saved by the last run (the list comes later)."""
-        self._list_retry: CALLBACK_TYPE | None = None
         self._started = False
+        self._devices = DeviceListReader(
+            hass,
+            entry,
+            client,
+            apply=self._apply_cameras,
+            known=lambda: self._known,
+            auth_failed=self._auth_failed,
+            refresh=self.async_refresh_devices,
+        )
 
     @property
     def cameras(self) -> dict[str, CameraInfo]:
@@ -160,99 +156,18 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         """Read the device list and hand the cameras to the scheduler.
 
         Only the first read of a set-up without saved cameras can fail the entry: otherwise
-        the streams are kept alive from what is known, whatever one device-list answer says, so
-        a failed read changes nothing (it is retried sooner than the regular re-read).
+        the streams are kept alive from what is known, whatever one answer says.
         """
         if self._restored and not self._started:
             return self._snapshot()  # set-up from the saved cameras; the list is read next
-        try:
-            cameras = await self.client.async_list_cameras()
-        except AuthFailed as err:
-            if not self._listed_once and not self._restored:
-                raise ConfigEntryAuthFailed(
-                    translation_domain=DOMAIN, translation_key="auth_failed"
-                ) from err
-            self._auth_failed()
-            self._list_failed(err)
+        may_fail = not self._devices.listed_once and not self._restored
+        if not await self._devices.async_read(may_fail=may_fail):
             return self.data
-        except StreamError as err:
-            if not self._listed_once and not self._restored:
-                raise ConfigEntryNotReady(
-                    translation_domain=DOMAIN,
-                    translation_key="device_list_failed",
-                    translation_placeholders={"error": str(err)},
-                ) from err
-            self._list_failed(err)
-            return self.data
-        if (
-            not self._listed_once
-            and not self._restored
-            and not cameras
-            and self._registered_cameras()
-        ):
-            # Set-up (a restart): an empty list now would start without the cameras that
-            # were here before and let their saved streams lapse. Try again shortly.
-            raise ConfigEntryNotReady(
-                translation_domain=DOMAIN, translation_key="no_cameras_listed"
-            )
-        if self._list_error is not None:
-            _LOGGER.info("The device list can be read again")
-            self._list_error = None
-        self._apply_device_list(cameras)
-        self._listed_once = True
         return self._snapshot()
-
-    def _registered_cameras(self) -> bool:
-        """Whether the device registry holds camera devices of this entry (from earlier runs)."""
-        devices = dr.async_entries_for_config_entry(
-            dr.async_get(self.hass), self.config_entry.entry_id
-        )
-        return any(
-            domain == DOMAIN and key != self.project_id
-            for device in devices
-            for domain, key in device.identifiers
-        )
-
-    def _list_failed(self, err: StreamError) -> None:
-        """Log a failed read once (until a read succeeds) and retry soon; the streams go on."""
-        if self._list_error is None:
-            _LOGGER.warning("Could not read the device list (the streams go on): %s", err)
-        self._list_error = str(err)
-        if self._list_retry is None:
-            self._list_retry = async_call_later(self.hass, LIST_RETRY, self._retry_list)
-
-    async def _retry_list(self, _now: Any) -> None:
-        self._list_retry = None
-        await self.async_refresh_devices()
 
     async def async_refresh_devices(self, *_: Any) -> None:
         """Re-read the device list (new cameras get entities, removed ones are removed)."""
         self.async_set_updated_data(await self._async_update_data())
-
-    def _apply_device_list(self, cameras: list[CameraInfo]) -> None:
-        """Take a device list answer: new cameras start, cameras missing from it are removed.
-
-        A list without any camera while cameras are known removes nothing (Google omits an
-        empty `devices` field, and one bad answer must not delete every entity); a camera is
-        stale once a list that still holds other cameras leaves it out.
-        """
-        if not cameras and self._known:
-            if not self._empty_list_logged:
-                _LOGGER.warning(
-                    "Google listed no cameras; keeping the %d known ones until a list "
-                    "names any camera",
-                    len(self._known),
-                )
-                self._empty_list_logged = True
-            return
-        self._empty_list_logged = False
-        self._apply_cameras(cameras)
-        if not self._stale_checked:
-            # Cameras removed while HA was down: their devices are gone from the list now.
-            self._stale_checked = True
-            async_remove_stale_devices(
-                self.hass, self.config_entry, {*self._known, self.project_id}
-            )
 
     def _keep_alive(self, camera: CameraInfo) -> bool:
         excluded = self.config_entry.options.get(CONF_EXCLUDED_CAMERAS, [])
@@ -346,7 +261,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             self.hass, self.scheduler.run(), name=f"{DOMAIN} command queue"
         )
         self._started = True
-        if not self._listed_once:
+        if not self._devices.listed_once:
             self.config_entry.async_create_background_task(
                 self.hass, self.async_refresh_devices(), name=f"{DOMAIN} device list"
             )
@@ -369,9 +284,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
-        if self._list_retry is not None:
-            self._list_retry()
-            self._list_retry = None
+        self._devices.cancel()
         await self.scheduler.stop(stop_streams=False)
         await self._store.async_save(self._state())
         await super().async_shutdown()
