@@ -242,13 +242,17 @@ async def test_rate_limit_texts(api: GoogleNestAPI, emulator: Emulator) -> None:
     assert trait is not None
     for _ in range(5):
         await trait.generate_rtsp_stream()
-    with pytest.raises(ApiException, match="Rate limited for the GenerateRtspStream API"):
+    with pytest.raises(
+        ApiException, match=r"\(429\): Rate limited for the GenerateRtspStream API for the user\."
+    ):
         await trait.generate_rtsp_stream()
     other = (await _device(api, "rtsp-02")).camera_live_stream
     assert other is not None
     for _ in range(5):
         await other.generate_rtsp_stream()
-    with pytest.raises(ApiException, match="Rate limited for the ExecuteDeviceCommand API"):
+    with pytest.raises(
+        ApiException, match=r"\(429\): Rate limited for the ExecuteDeviceCommand API for the user\."
+    ):
         await other.generate_rtsp_stream()
 
 
@@ -280,7 +284,7 @@ async def test_fixed_quota_window(
     for _ in range(9):
         await trait.generate_rtsp_stream()
         clock.advance(1)
-    with pytest.raises(ApiException, match=r"\(429\)"):
+    with pytest.raises(ApiException, match=r"\(429\).*ExecuteDeviceCommand"):
         await trait.generate_rtsp_stream()
     clock.advance(start + 61 - clock.now())
     for _ in range(10):
@@ -293,7 +297,7 @@ async def test_conflict_on_generate(api: GoogleNestAPI, emulator: Emulator) -> N
     trait = (await _device(api, "rtsp-01")).camera_live_stream
     assert trait is not None
     emulator.config.faults.rate_409 = 1.0
-    with pytest.raises(ApiException, match=r"\(409\)"):
+    with pytest.raises(ApiException, match=r"\(409\).*ABORTED.*The operation was aborted\."):
         await trait.generate_rtsp_stream()
 
 
