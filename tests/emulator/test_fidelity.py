@@ -289,7 +289,7 @@ async def test_fixed_quota_window(
     clock.advance(start + 61 - clock.now())
     for _ in range(10):
         await trait.generate_rtsp_stream()
-    with pytest.raises(ApiException, match=r"\(429\)"):
+    with pytest.raises(ApiException, match=r"\(429\).*ExecuteDeviceCommand"):
         await trait.generate_rtsp_stream()
 
 
