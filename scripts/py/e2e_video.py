@@ -188,8 +188,17 @@ async def watch(browser: Browser, ha_url: str, emulator_url: str, mode: str) -> 
             # have expired, one extension lead (up to 39 s) after the extension. (Waiting for
             # the LAST extension to be that old never ends: with the e2e's 60 s lifetime an
             # extension comes every ~21 s.)
-            if all(r["extensions"] >= 2 for r in result.values()) and all(
-                now - _second_after(times[devices[kind]], opened) > AFTER_S for kind in cameras
+            # And both play at that moment: a stalled camera is watched until it plays again
+            # or PLAY_LIMIT_S, so that a stall is measured whole, not cut by the end.
+            playing = all(
+                now - max(frames.get(entity, [0.0])) / 1000 < 2 for entity in cameras.values()
+            )
+            if (
+                playing
+                and all(r["extensions"] >= 2 for r in result.values())
+                and all(
+                    now - _second_after(times[devices[kind]], opened) > AFTER_S for kind in cameras
+                )
             ):
                 break
             if time.time() - opened > PLAY_LIMIT_S:
