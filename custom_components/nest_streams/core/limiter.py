@@ -43,16 +43,21 @@ class SmoothLimiter:
 
 
 class DeviceWindow:
-    """At most `limit` calls of one command per device in any sliding 60 s window.
+    """At most `limit` calls of one command per device in any sliding `window` seconds.
 
-    Google's limit is per device AND command: a camera's extensions do not hold up its
-    generation (nor the other way round).
+    Google's per-minute limit is per device AND command: a camera's extensions do not hold up
+    its generation (nor the other way round). The hourly budget is a window of an hour over
+    every command of a device (one key for all: `ANY`).
     """
 
-    def __init__(self, clock: Clock, limit: int) -> None:
-        """Allow `limit` calls per device and command per minute."""
+    ANY = "*"
+    """The command key of a window that counts every command of a device."""
+
+    def __init__(self, clock: Clock, limit: int, window: float = WINDOW) -> None:
+        """Allow `limit` calls per device and command per `window` seconds."""
         self._clock = clock
         self._limit = limit
+        self._window = window
         self._sent: dict[tuple[str, str], deque[float]] = {}
         self._blocked: dict[tuple[str, str], float] = {}
         """Device and command -> monotonic time before which Google refused them (429)."""
@@ -66,12 +71,12 @@ class DeviceWindow:
         sent = self._sent.get((device_id, command))
         if not sent:
             return -math.inf
-        cutoff = self._clock.monotonic() - WINDOW
+        cutoff = self._clock.monotonic() - self._window
         while sent and sent[0] <= cutoff:
             sent.popleft()
         if len(sent) < self._limit:
             return -math.inf
-        return sent[0] + WINDOW
+        return sent[0] + self._window
 
     def record(self, device_id: str, command: str) -> None:
         """Count a call of `command` sent now."""
@@ -82,7 +87,7 @@ class DeviceWindow:
 
         Returns until when (monotonic).
         """
-        until = self._clock.monotonic() + WINDOW / self._limit
+        until = self._clock.monotonic() + self._window / self._limit
         self._blocked[(device_id, command)] = until
         return until
 
@@ -92,36 +97,6 @@ class DeviceWindow:
             del self._sent[key]
         for key in [key for key in self._blocked if key[0] == device_id]:
             del self._blocked[key]
-
-
-class HourlyBudget:
-    """At most `limit` commands per device (any command) in any sliding hour."""
-
-    HOUR = 3600.0
-
-    def __init__(self, clock: Clock, limit: int) -> None:
-        """Allow `limit` commands per device and hour."""
-        self._clock = clock
-        self._limit = limit
-        self._sent: dict[str, deque[float]] = {}
-
-    def ready_at(self, device_id: str) -> float:
-        """When the device may send next (-inf: now)."""
-        sent = self._sent.get(device_id)
-        if not sent:
-            return -math.inf
-        cutoff = self._clock.monotonic() - self.HOUR
-        while sent and sent[0] <= cutoff:
-            sent.popleft()
-        return -math.inf if len(sent) < self._limit else sent[0] + self.HOUR
-
-    def record(self, device_id: str) -> None:
-        """Count a command sent now."""
-        self._sent.setdefault(device_id, deque()).append(self._clock.monotonic())
-
-    def forget(self, device_id: str) -> None:
-        """Drop a removed device."""
-        self._sent.pop(device_id, None)
 
 
 class SharedQuota:

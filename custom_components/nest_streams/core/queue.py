@@ -15,7 +15,7 @@ from typing import Any
 
 from .clock import Clock
 from .errors import QueueStopped, QuotaExceeded, StreamGone, TransientError
-from .limiter import DeviceWindow, HourlyBudget, SharedQuota, SmoothLimiter
+from .limiter import DeviceWindow, SharedQuota, SmoothLimiter
 from .models import CommandKind, QueueStats
 from .settings import WINDOW, Settings
 
@@ -78,7 +78,7 @@ class CommandQueue:
         self._on_share_change = on_share_change
         self._shared_logged = False
         self._devices = DeviceWindow(clock, settings.per_device_qpm)
-        self._budget = HourlyBudget(clock, settings.device_calls_per_hour)
+        self._budget = DeviceWindow(clock, settings.device_calls_per_hour, window=3600.0)
         self._timeout = settings.command_timeout
         self._heap: list[_Entry] = []
         self._seq = itertools.count()
@@ -190,7 +190,7 @@ class CommandQueue:
                 continue
             self.limiter.take()
             self._devices.record(entry.device_id, entry.kind.name)
-            self._budget.record(entry.device_id)
+            self._budget.record(entry.device_id, DeviceWindow.ANY)
             entry.sent_at = self._clock.monotonic()
             self._sent.append(entry.sent_at)
             wait = self._clock.monotonic() - entry.submitted_at
@@ -221,7 +221,7 @@ class CommandQueue:
                 continue
             ready_at = max(
                 self._devices.ready_at(entry.device_id, entry.kind.name),
-                self._budget.ready_at(entry.device_id),
+                self._budget.ready_at(entry.device_id, DeviceWindow.ANY),
             )
             if ready_at <= mono:
                 self._heap.remove(entry)
@@ -360,7 +360,7 @@ class CommandQueue:
 
     def budget_spent_until(self, device_id: str) -> float | None:
         """Wall-clock time until which the device's hourly budget is spent, None if it is not."""
-        ready_at = self._budget.ready_at(device_id)
+        ready_at = self._budget.ready_at(device_id, DeviceWindow.ANY)
         mono = self._clock.monotonic()
         return None if ready_at <= mono else self._clock.now() + ready_at - mono
 
