@@ -6,7 +6,8 @@ pytest-homeassistant-custom-component; SDM calls go to the in-process emulator (
 After start-up, time moves from due timer to due timer (at most 1 s at a time) for
 HACOST_MINUTES virtual minutes; the process CPU time spent in that window (HA's loop: the
 queue, the coordinator's pushes, the entities' state writes) is divided by the commands Google
-accepted in it. The harness's own cost of a time step, measured before set-up, is subtracted.
+accepted in it. The harness's own cost of a time step, measured before set-up (its cheapest of
+three windows after a warm-up), is subtracted, so the figure is an upper bound.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from .versus_core_harness import next_timer
 
 PROJECT_ID = "project-id-1"
 STEP = 1.0
+IDLE_SECONDS = 30.0
+IDLE_WINDOWS = 3
 
 
 def _env(name: str, default: str) -> str:
@@ -73,6 +76,22 @@ async def _steps(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: f
     return steps
 
 
+async def _idle_step_cost(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> float:
+    """The harness's own CPU seconds per time step, before anything of ours runs.
+
+    The first steps pay for warming up (imports, caches), so they are not measured; of
+    IDLE_WINDOWS windows the cheapest counts. A low estimate of the harness's cost makes ours
+    an upper bound rather than noise that can fall below zero.
+    """
+    await _steps(hass, freezer, IDLE_SECONDS)
+    costs = []
+    for _ in range(IDLE_WINDOWS):
+        started = time.process_time()
+        steps = await _steps(hass, freezer, IDLE_SECONDS)
+        costs.append((time.process_time() - started) / steps)
+    return min(costs)
+
+
 async def test_cost(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory, emulator: Emulator
 ) -> None:
@@ -80,10 +99,7 @@ async def test_cost(
     cameras, qpm = int(_env("CAMERAS", "45")), float(_env("QPM", "10"))
     minutes = float(_env("MINUTES", "10"))
     entry = await add_entry(hass, emulator, {"qpm": qpm})
-    # The harness's own cost of a step, before anything of ours runs.
-    started = time.process_time()
-    idle_steps = await _steps(hass, freezer, 60)
-    step_cost = (time.process_time() - started) / idle_steps
+    step_cost = await _idle_step_cost(hass, freezer)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     entities = len(hass.states.async_all())
