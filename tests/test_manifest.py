@@ -6,6 +6,7 @@ import importlib
 import json
 from pathlib import Path
 import struct
+import sys
 from typing import Any
 
 from awesomeversion import AwesomeVersion
@@ -125,6 +126,15 @@ def test_the_dev_launcher_redirects_to_the_emulator() -> None:
 
     from custom_components.nest_streams import const
 
+    # Every module of ours that holds a host, restored afterwards (a reload of `const` alone
+    # left `api` and `application_credentials` pointing at the emulator for later tests).
+    saved = {
+        (module, name): getattr(module, name)
+        for key, module in list(sys.modules.items())
+        if key.startswith("custom_components.nest_streams")
+        for name in ("OAUTH2_AUTHORIZE", "OAUTH2_TOKEN", "API_URL")
+        if hasattr(module, name)
+    }
     try:
         dev_hass.redirect("http://127.0.0.1:8765/")
         assert _urls(const) == (
@@ -133,5 +143,6 @@ def test_the_dev_launcher_redirects_to_the_emulator() -> None:
             "http://127.0.0.1:8765/v1",
         )
     finally:
-        importlib.reload(const)
+        for (module, name), value in saved.items():
+            setattr(module, name, value)
     assert _urls(const) == GOOGLE
