@@ -12,6 +12,7 @@ import time
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
+from aiortc import RTCCertificate
 from homeassistant.components.application_credentials import (
     ClientCredential,
     async_import_client_credential,
@@ -30,6 +31,11 @@ from sdm_emulator.ha_bridge import register_token_endpoint
 from sdm_emulator.inprocess import InProcessSession
 
 from .common import CLIENT_ID, CLIENT_SECRET, PROJECT_ID
+
+# aiortc signs a certificate per peer; cryptography's Rust core remembers the `datetime` class
+# it first sees. Signing once now, outside frozen time, keeps a later peer made under freezer
+# (tests of the RTSP live view) from leaving it bound to freezegun's class for the whole run.
+RTCCertificate.generateCertificate()
 
 
 @pytest.fixture

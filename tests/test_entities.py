@@ -9,7 +9,11 @@ from typing import Any
 from unittest.mock import AsyncMock, MagicMock, patch
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components.camera import async_get_image, async_get_stream_source
+from homeassistant.components.camera import (
+    StreamType,
+    async_get_image,
+    async_get_stream_source,
+)
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import (
@@ -30,8 +34,10 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
+from webrtc_models import RTCIceCandidateInit
 
 from custom_components.nest_streams.const import DOMAIN
+from custom_components.nest_streams.relay import RtspReader
 from sdm_emulator import Emulator, default_devices
 
 from .common import CHROME_OFFER, advance, state
@@ -157,6 +163,71 @@ async def test_a_rotated_token_can_restart_the_worker(
     second = await async_get_stream_source(hass, entity_id)
     stream.update_source.assert_called_once_with(second)
     camera.stream = None
+
+
+@pytest.fixture
+def relay_offline(socket_enabled: None) -> Generator[None]:
+    """The relay's peer binds local UDP sockets (aiortc), asks no STUN server and opens no
+    RTSP session (no server in these tests)."""
+    with (
+        patch("custom_components.nest_streams.camera.async_get_ice_servers", return_value=[]),
+        patch.object(RtspReader, "start"),
+    ):
+        yield
+
+
+async def test_rtsp_live_view_is_a_relay_that_follows_the_token(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+    relay_offline: None,
+) -> None:
+    """An RTSP camera's live view is WebRTC (a relay of its RTSP stream, no command spent);
+    the relay moves to each rotated token; a closed viewer's relay stops."""
+    await advance(hass, freezer, 30)
+    entity_id = "camera.room_01_camera_01"
+    camera = hass.data["camera"].get_entity(entity_id)
+    assert camera.camera_capabilities.frontend_stream_types == {StreamType.WEB_RTC}
+    commands = emulator.report()["accepted_commands"]
+    messages: list[Any] = []
+    start = RtspReader.start
+    await camera.async_handle_async_webrtc_offer(CHROME_OFFER, "viewer-1", messages.append)
+    (answer,) = messages
+    video = answer.answer.split("m=video")[1].split("m=application")[0]
+    assert "H264/90000" in video
+    assert "VP8" not in video
+    assert emulator.report()["accepted_commands"] == commands
+    peer = camera._viewers["viewer-1"]
+    first = await async_get_stream_source(hass, entity_id)
+    assert peer.track.url == first
+    await camera.async_on_webrtc_candidate(
+        "viewer-1", RTCIceCandidateInit("candidate:1 1 udp 1 127.0.0.1 9 typ host", sdp_mid="0")
+    )
+    await advance(hass, freezer, 300)  # extended: the token rotated
+    second = await async_get_stream_source(hass, entity_id)
+    assert second != first
+    assert peer.track.url == second
+    assert start.call_count == 2  # the first URL, then the rotated one beside it
+    camera.close_webrtc_session("viewer-1")
+    await hass.async_block_till_done()
+    assert peer.track.readyState == "ended"
+    assert "viewer-1" not in camera._viewers
+
+
+async def test_rtsp_live_view_refuses_an_offer_without_h264(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    relay_offline: None,
+) -> None:
+    """An offer the relay cannot answer is a translated error, and leaves no relay behind."""
+    await advance(hass, freezer, 30)
+    camera = hass.data["camera"].get_entity("camera.room_01_camera_01")
+    with pytest.raises(HomeAssistantError) as err:
+        await camera.async_handle_async_webrtc_offer("v=0\r\n", "viewer-1", lambda _: None)
+    assert err.value.translation_key == "live_view_failed"
+    assert camera._viewers == {}
 
 
 async def test_webrtc_camera_answers_offers_through_the_queue(

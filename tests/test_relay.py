@@ -117,7 +117,7 @@ async def test_the_peer_answers_with_h264_only(rotate: tuple[Emulator, Caller]) 
     viewer.createDataChannel("dataSendChannel")
     await viewer.setLocalDescription(await viewer.createOffer())
     assert "VP8" in viewer.localDescription.sdp
-    peer = RelayPeer(lambda: url)
+    peer = RelayPeer(lambda: url, [])
     answer = await peer.answer(viewer.localDescription.sdp)
     video = answer.split("m=video")[1].split("m=application")[0]
     assert "H264" in video

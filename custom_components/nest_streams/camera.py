@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import override
 
+from aiortc import RTCIceServer
 from homeassistant.components.camera import Camera
 from homeassistant.components.camera.const import CameraEntityFeature
 from homeassistant.components.camera.webrtc import (
@@ -16,6 +17,7 @@ from homeassistant.components.camera.webrtc import (
     WebRTCClientConfiguration,
     WebRTCSendMessage,
 )
+from homeassistant.components.web_rtc import async_get_ice_servers
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -26,6 +28,7 @@ from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator
 from .core.errors import OverCapacity, StreamError
 from .core.models import StreamProtocol, StreamState
 from .entity import CameraStreamEntity, setup_camera_entities
+from .relay import RelayError, RelayPeer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -110,21 +113,78 @@ class NestStreamsCamera(CameraStreamEntity, Camera):
 
 
 class RtspCamera(NestStreamsCamera):
-    """An RTSP camera: HA's stream component reads the current RTSP URL."""
+    """An RTSP camera: live view over WebRTC (relayed), stills from HA's stream worker."""
 
     restart_on_new_token = False
     """Whether a rotated stream token restarts HA's stream worker (HA core's `nest` does).
 
-    No: the new URL is handed to the worker for its next connection only, because restarting
-    costs a visible stall at every extension; see the README ("Token rotation") for the
-    measurements in both of the emulator's modes.
+    No: the new URL is handed to the worker for its next connection only; the worker serves
+    stills (and HLS to players other than the dashboard), and a restart costs a gap. See the
+    README ("Token rotation") for the measurements in both of the emulator's modes.
     """
+
+    def __init__(self, coordinator: NestStreamsCoordinator, device_id: str) -> None:
+        """Create the entity."""
+        super().__init__(coordinator, device_id)
+        self._viewers: dict[str, RelayPeer] = {}
+
+    def _running_url(self) -> str | None:
+        status = self.status
+        return status.stream_url if status and status.state is StreamState.RUNNING else None
 
     @override
     async def stream_source(self) -> str | None:
         """The current RTSP URL, with the newest stream token."""
-        status = self.status
-        return status.stream_url if status and status.state is StreamState.RUNNING else None
+        return self._running_url()
+
+    @override
+    async def async_handle_async_webrtc_offer(
+        self, offer_sdp: str, session_id: str, send_message: WebRTCSendMessage
+    ) -> None:
+        """Answer the viewer with a relay of the camera's RTSP stream (see `relay.py`).
+
+        Costs no command: the relay reads the stream kept alive for everyone, and follows its
+        token when it rotates. Before the stream runs the viewer waits for it.
+        """
+        ice_servers = [
+            RTCIceServer(urls=server.urls, username=server.username, credential=server.credential)
+            for server in async_get_ice_servers(self.hass)
+        ]
+        peer = RelayPeer(self._running_url, ice_servers)
+        try:
+            answer = await peer.answer(offer_sdp)
+        except RelayError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="live_view_failed",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        self._viewers[session_id] = peer
+        send_message(WebRTCAnswer(answer))
+
+    @override
+    async def async_on_webrtc_candidate(
+        self, session_id: str, candidate: RTCIceCandidateInit
+    ) -> None:
+        """A candidate of the viewer's, for its relay."""
+        if (peer := self._viewers.get(session_id)) is not None:
+            await peer.add_candidate(candidate.candidate, candidate.sdp_mid)
+
+    @callback
+    @override
+    def close_webrtc_session(self, session_id: str) -> None:
+        """The viewer left: close its relay."""
+        if (peer := self._viewers.pop(session_id, None)) is not None:
+            self.hass.async_create_task(peer.close(), eager_start=True)
+        super().close_webrtc_session(session_id)
+
+    @override
+    async def async_will_remove_from_hass(self) -> None:
+        """Close the viewers' relays."""
+        viewers = list(self._viewers.values())
+        self._viewers.clear()
+        await asyncio.gather(*(peer.close() for peer in viewers))
+        await super().async_will_remove_from_hass()
 
     @override
     async def async_camera_image(
@@ -150,13 +210,16 @@ class RtspCamera(NestStreamsCamera):
     @callback
     @override
     def _handle_coordinator_update(self) -> None:
-        """Hand a rotated stream token to HA's stream.
+        """Hand a rotated stream token to the viewers' relays and to HA's stream worker.
 
-        The running worker keeps its connection (an open session outlives extensions);
-        only a new connection (the worker's next start) uses the new URL.
+        A relay opens the new URL beside the old one and moves at its first key frame. The
+        worker keeps its connection (an open session may outlive extensions); only its next
+        connection uses the new URL.
         """
-        status = self.status
-        url = status.stream_url if status is not None else None
+        url = self._running_url()
+        if url:
+            for peer in self._viewers.values():
+                peer.track.switch(url)
         if (stream := self.stream) is not None and url and stream.source != url:
             if self.restart_on_new_token:
                 stream.update_source(url)

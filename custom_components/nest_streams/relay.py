@@ -19,10 +19,20 @@ import contextlib
 from fractions import Fraction
 import logging
 import threading
+from typing import Any
 
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.exceptions import InvalidAccessError, OperationError
 from aiortc.sdp import candidate_from_sdp
 import av
+from av.video.stream import VideoStream
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -37,6 +47,10 @@ RECONNECT_DELAY = 1.0
 _SPS = 7
 
 
+class RelayError(Exception):
+    """The viewer's offer cannot be answered (no H.264 video in it, or not an SDP offer)."""
+
+
 class RtspReader:
     """One RTSP session read in a thread: its video packets, undecoded, to the event loop."""
 
@@ -44,11 +58,11 @@ class RtspReader:
         self,
         url: str,
         loop: asyncio.AbstractEventLoop,
-        deliver: Callable[[RtspReader, av.Packet | None], None],
+        deliver: Callable[[RtspReader, av.Packet[VideoStream] | None], None],
     ) -> None:
         """Read `url`; `deliver(self, packet)` per packet, `deliver(self, None)` at the end."""
         self.url = url
-        self._loop = loop
+        self._event_loop = loop
         self._deliver = deliver
         self._stopped = threading.Event()
         self.extradata = b""
@@ -73,12 +87,12 @@ class RtspReader:
                     if self._stopped.is_set():
                         break
                     if packet.size:
-                        self._loop.call_soon_threadsafe(self._deliver, self, packet)
+                        self._event_loop.call_soon_threadsafe(self._deliver, self, packet)
         except (av.FFmpegError, IndexError, OSError) as err:
             if not self._stopped.is_set():
                 _LOGGER.debug("RTSP session ended: %s", type(err).__name__)
         if not self._stopped.is_set():
-            self._loop.call_soon_threadsafe(self._deliver, self, None)
+            self._event_loop.call_soon_threadsafe(self._deliver, self, None)
 
 
 def _has_sps(data: bytes) -> bool:
@@ -105,8 +119,8 @@ class RelayTrack(MediaStreamTrack):
         """Read `current_url()` now and after every session that ended on its own."""
         super().__init__()
         self._current_url = current_url
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[av.Packet] = asyncio.Queue()
+        self._event_loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[av.Packet[Any]] = asyncio.Queue()
         self._reader: RtspReader | None = None
         self._next: RtspReader | None = None
         self._offset: int | None = None
@@ -136,11 +150,11 @@ class RelayTrack(MediaStreamTrack):
             self._next = self._open(url)
 
     def _open(self, url: str) -> RtspReader:
-        reader = RtspReader(url, self._loop, self._deliver)
+        reader = RtspReader(url, self._event_loop, self._deliver)
         reader.start()
         return reader
 
-    def _deliver(self, reader: RtspReader, packet: av.Packet | None) -> None:
+    def _deliver(self, reader: RtspReader, packet: av.Packet[VideoStream] | None) -> None:
         """A packet (or the end) of `reader`, in the event loop."""
         if self.readyState != "live":
             return
@@ -161,7 +175,7 @@ class RelayTrack(MediaStreamTrack):
             self._need_keyframe = False
         self._queue.put_nowait(self._rebase(reader, packet))
 
-    def _rebase(self, reader: RtspReader, packet: av.Packet) -> av.Packet:
+    def _rebase(self, reader: RtspReader, packet: av.Packet[VideoStream]) -> av.Packet[Any]:
         """`packet` on the track's own clock, continuing after the previous session."""
         source = packet.pts if packet.pts is not None else packet.dts
         ticks = 0 if source is None else int(source * packet.time_base / CLOCK)
@@ -175,6 +189,7 @@ class RelayTrack(MediaStreamTrack):
             elif pts - self._last_pts < 10 * DEFAULT_STEP:
                 self._step = pts - self._last_pts
         self._last_pts = pts
+        relayed: av.Packet[Any]
         if packet.is_keyframe and reader.extradata and not _has_sps(bytes(packet)):
             relayed = av.Packet(reader.extradata + bytes(packet))
             relayed.is_keyframe = True
@@ -192,7 +207,7 @@ class RelayTrack(MediaStreamTrack):
             return
         self._reader = None
         if self._next is None:  # else the new session takes over at its first key frame
-            self._reconnect = self._loop.call_later(RECONNECT_DELAY, self._reopen)
+            self._reconnect = self._event_loop.call_later(RECONNECT_DELAY, self._reopen)
 
     def _reopen(self, url: str | None = None) -> None:
         """A new session (on `url`, else the newest URL) after one that ended."""
@@ -205,7 +220,7 @@ class RelayTrack(MediaStreamTrack):
             self._offset = None
             self._need_keyframe = True
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         """The next packet (aiortc packetizes it without re-encoding)."""
         return await self._queue.get()
 
@@ -223,13 +238,26 @@ class RelayTrack(MediaStreamTrack):
 class RelayPeer:
     """One viewer: an aiortc peer sending a RelayTrack as H.264."""
 
-    def __init__(self, current_url: Callable[[], str | None]) -> None:
-        """A peer for a camera whose URL `current_url()` gives."""
+    def __init__(
+        self, current_url: Callable[[], str | None], ice_servers: list[RTCIceServer]
+    ) -> None:
+        """A peer for a camera whose URL `current_url()` gives, using the same ICE servers
+        as the viewer (HA's; none: host candidates only)."""
         self.track = RelayTrack(current_url)
-        self._peer = RTCPeerConnection()
+        self._peer = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
 
     async def answer(self, offer_sdp: str) -> str:
-        """Answer the viewer's offer (H.264 only: the camera's video is sent as it is)."""
+        """Answer the viewer's offer (H.264 only: the camera's video is sent as it is).
+
+        Raises `RelayError` (the peer closed) when aiortc cannot answer it.
+        """
+        try:
+            return await self._answer(offer_sdp)
+        except (ValueError, RuntimeError, OperationError, InvalidAccessError) as err:
+            await self.close()
+            raise RelayError(str(err) or type(err).__name__) from err
+
+    async def _answer(self, offer_sdp: str) -> str:
         self._peer.addTrack(self.track)
         h264 = [
             codec

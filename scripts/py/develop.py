@@ -89,6 +89,7 @@ class Options:
     rtsp_mode: str = "keep"
     media: bool = True
     restart_on_new_token: bool = False
+    hls_live_view: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -122,6 +123,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
         action="store_true",
         help="restart HA's stream worker at every extension (HA core's way; for comparison)",
     )
+    add(
+        "--hls-live-view",
+        action="store_true",
+        help="RTSP cameras' live view through HA's HLS instead of the WebRTC relay (comparison)",
+    )
     args = parser.parse_args(argv)
     return Options(
         cameras=args.cameras,
@@ -141,6 +147,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         rtsp_mode=args.rtsp_mode,
         media=not args.no_media,
         restart_on_new_token=args.restart_on_new_token,
+        hls_live_view=args.hls_live_view,
     )
 
 
@@ -486,6 +493,7 @@ async def processes(
         str(ROOT / "scripts" / "py" / "dev_hass.py"),
         emulator_url,
         *(["--restart-on-new-token"] if options.restart_on_new_token else []),
+        *(["--hls-live-view"] if options.hls_live_view else []),
         "-c",
         str(options.config),
         "--skip-pip",
