@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Generator
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 from unittest.mock import AsyncMock, MagicMock, patch
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components.camera import (
-    StreamType,
-    async_get_image,
-    async_get_stream_source,
-)
+from homeassistant.components.camera import async_get_image, async_get_stream_source
+from homeassistant.components.camera.const import StreamType
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import (
@@ -191,7 +188,7 @@ async def test_rtsp_live_view_is_a_relay_that_follows_the_token(
     assert camera.camera_capabilities.frontend_stream_types == {StreamType.WEB_RTC}
     commands = emulator.report()["accepted_commands"]
     messages: list[Any] = []
-    start = RtspReader.start
+    start = cast(MagicMock, RtspReader.start)
     await camera.async_handle_async_webrtc_offer(CHROME_OFFER, "viewer-1", messages.append)
     (answer,) = messages
     video = answer.answer.split("m=video")[1].split("m=application")[0]

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
+from fractions import Fraction
 import itertools
 import time
+from typing import Any
+from unittest.mock import patch
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
+import av
 import pytest
 
-from custom_components.nest_streams.relay import RelayPeer, RelayTrack, _has_sps
+from custom_components.nest_streams.relay import (
+    CLOCK,
+    RECONNECT_DELAY,
+    RelayPeer,
+    RelayTrack,
+    RtspReader,
+    _has_sps,
+)
 from sdm_emulator import Emulator
 
 from .emulator.common import Caller
@@ -31,6 +42,7 @@ async def collect(track: RelayTrack, until: float, into: list[tuple[float, int, 
             packet = await asyncio.wait_for(track.recv(), left)
         except TimeoutError:
             return
+        assert packet.pts is not None
         into.append((time.monotonic(), packet.pts, packet.is_keyframe))
 
 
@@ -133,3 +145,98 @@ def test_sps_is_found_in_annex_b() -> None:
     """Key frames without parameter sets get them from the stream's extradata."""
     assert _has_sps(b"\x00\x00\x00\x01\x09\x10\x00\x00\x00\x01\x67\x42")
     assert not _has_sps(b"\x00\x00\x00\x01\x09\x10\x00\x00\x01\x65\x88")
+
+
+KEY = b"\x00\x00\x00\x01\x65\x88"  # an IDR slice, no parameter sets
+DELTA = b"\x00\x00\x00\x01\x41\x9a"
+SPS_PPS = b"\x00\x00\x00\x01\x67\x42\x00\x00\x00\x01\x68\xce"
+
+
+def packet(data: bytes, pts: int | None, key: bool = False) -> av.Packet[Any]:
+    """A demuxed packet on a 1/1000 clock."""
+    made = av.Packet(data)
+    made.pts = made.dts = pts
+    made.time_base = Fraction(1, 1000)
+    made.is_keyframe = key
+    return made
+
+
+@pytest.fixture
+def offline() -> Generator[None]:
+    """Readers that open nothing: the tests hand the track their packets."""
+    with patch.object(RtspReader, "start"):
+        yield
+
+
+async def test_sessions_are_joined_at_key_frames_on_one_clock(offline: None) -> None:
+    """A viewer starts at a key frame; a new session is joined at its first key frame (the old
+    one plays until then); timestamps continue on the track's clock whatever each session's."""
+    urls = ["rtsp://camera?auth=1"]
+    track = RelayTrack(lambda: urls[-1])
+    first = track._reader
+    assert first is not None
+    first.extradata = SPS_PPS
+    track._deliver(first, packet(DELTA, 0))  # before any key frame: dropped
+    track._deliver(first, packet(KEY, 100, key=True))
+    track._deliver(first, packet(DELTA, 200))
+    track.switch(urls[0])  # the URL it reads: nothing happens
+    assert track._next is None
+    track.switch("rtsp://camera?auth=2")
+    second = track._next
+    track.switch("rtsp://camera?auth=3")  # a newer token before the second session was joined
+    assert second is not None
+    assert second._stopped.is_set()
+    third = track._next
+    assert third is not None
+    assert track.url == "rtsp://camera?auth=3"
+    track._deliver(second, packet(KEY, 0, key=True))  # a stopped session: ignored
+    track._deliver(third, packet(DELTA, 5_000))  # not a key frame yet: the old one plays on
+    track._deliver(first, packet(DELTA, 300))
+    track._deliver(third, packet(KEY, 5_100, key=True))  # joined here
+    assert first._stopped.is_set()
+    track._deliver(first, packet(DELTA, 400))  # the old session's late packet: dropped
+    track._deliver(third, packet(DELTA, None))  # no timestamp: one frame on
+    track._deliver(third, packet(DELTA, 5_000))  # going back: one frame on
+    relayed = [track._queue.get_nowait() for _ in range(track._queue.qsize())]
+    ticks = [p.pts for p in relayed]
+    step = int(Fraction(100, 1000) / CLOCK)
+    assert ticks == [0, step, 2 * step, 3 * step, 4 * step, 5 * step]
+    assert all(p.time_base == CLOCK for p in relayed)
+    assert bytes(relayed[0]).startswith(SPS_PPS), "a key frame gets the SDP's parameter sets"
+    assert bytes(relayed[1]) == DELTA
+    assert track.switches == 1
+    track.stop()
+    track._deliver(third, packet(DELTA, 5_300))  # after the end: ignored
+    assert track._queue.qsize() == 0
+
+
+async def test_an_ended_session_is_reopened_and_a_switch_between_sessions_opens_at_once(
+    offline: None,
+) -> None:
+    """A session that ends is reopened on the newest URL after RECONNECT_DELAY; a new URL
+    that comes in between opens at once (and cancels the wait)."""
+    urls = ["rtsp://camera?auth=1"]
+    track = RelayTrack(lambda: urls[-1])
+    first = track._reader
+    assert first is not None
+    track.switch("rtsp://camera?auth=2")
+    pending = track._next
+    assert pending is not None
+    track._deliver(pending, None)  # the new session failed: the old one goes on
+    assert track._next is None
+    assert track._reader is first
+    track._deliver(first, None)
+    assert track._reader is None
+    urls.append("rtsp://camera?auth=3")
+    await asyncio.sleep(RECONNECT_DELAY + 0.1)
+    assert track.url == "rtsp://camera?auth=3"
+    reopened = track._reader
+    assert reopened is not None
+    track._deliver(first, None)  # a stale end: ignored
+    assert track._reader is reopened
+    track._deliver(reopened, None)
+    track.switch("rtsp://camera?auth=4")  # between sessions: opened now, not in a second
+    assert track.url == "rtsp://camera?auth=4"
+    assert track._reconnect is None
+    track.stop()
+    assert track.url is None
