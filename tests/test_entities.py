@@ -196,20 +196,29 @@ async def test_rtsp_live_view_is_a_relay_that_follows_the_token(
     assert "VP8" not in video
     assert emulator.report()["accepted_commands"] == commands
     peer = camera._viewers["viewer-1"]
+    relay = camera._relay
     first = await async_get_stream_source(hass, entity_id)
-    assert peer.track.url == first
+    assert relay.url == first
+    # A second viewer shares the camera's RTSP session.
+    await camera.async_handle_async_webrtc_offer(CHROME_OFFER, "viewer-2", messages.append)
+    assert camera._relay is relay
+    assert start.call_count == 1
     await camera.async_on_webrtc_candidate(
         "viewer-1", RTCIceCandidateInit("candidate:1 1 udp 1 127.0.0.1 9 typ host", sdp_mid="0")
     )
     await advance(hass, freezer, 300)  # extended: the token rotated
     second = await async_get_stream_source(hass, entity_id)
     assert second != first
-    assert peer.track.url == second
+    assert relay.url == second
     assert start.call_count == 2  # the first URL, then the rotated one beside it
     camera.close_webrtc_session("viewer-1")
     await hass.async_block_till_done()
     assert peer.track.readyState == "ended"
     assert "viewer-1" not in camera._viewers
+    assert relay.live, "the other viewer still watches"
+    camera.close_webrtc_session("viewer-2")
+    await hass.async_block_till_done()
+    assert not relay.live, "the last viewer left: the RTSP session is closed"
 
 
 async def test_rtsp_live_view_refuses_an_offer_without_h264(

@@ -11,6 +11,7 @@ from typing import Any
 from unittest.mock import patch
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
 import av
 import pytest
 
@@ -18,8 +19,9 @@ from custom_components.nest_streams.relay import (
     CLOCK,
     RECONNECT_DELAY,
     RelayPeer,
-    RelayTrack,
+    RelaySource,
     RtspReader,
+    ViewerTrack,
     _has_sps,
 )
 from sdm_emulator import Emulator
@@ -35,7 +37,7 @@ async def rotate(socket_enabled: None) -> AsyncIterator[tuple[Emulator, Caller]]
         yield pair
 
 
-async def collect(track: RelayTrack, until: float, into: list[tuple[float, int, bool]]) -> None:
+async def collect(track: ViewerTrack, until: float, into: list[tuple[float, int, bool]]) -> None:
     """(arrival, pts, key frame) of each packet until the monotonic time `until`."""
     while (left := until - time.monotonic()) > 0:
         try:
@@ -72,7 +74,8 @@ async def test_a_rotated_token_is_switched_to_without_a_gap(
     url = body["results"]["streamUrls"]["rtspUrl"]
     extension = body["results"]["streamExtensionToken"]
     current = [url]
-    track = RelayTrack(lambda: current[0])
+    source = RelaySource(lambda: current[0])
+    track = source.subscribe()
     packets: list[tuple[float, int, bool]] = []
     start = time.monotonic()
     end = start + 1.9 * LIFETIME
@@ -83,14 +86,15 @@ async def test_a_rotated_token_is_switched_to_without_a_gap(
         await asyncio.sleep(start + at - time.monotonic())
         url, extension = await extend(caller, url, extension)
         current[0] = url
-        track.switch(url)
+        source.switch(url)
     await collector
     track.stop()
+    assert not source.live, "the last viewer stopped the source"
     assert packets[0][2], "a viewer starts at a key frame"
     assert packets[-1][0] - start > 1.8 * LIFETIME, "played past both earlier tokens' expiry"
     assert longest_gap(packets, end) < 1.0
     assert all(b[1] > a[1] for a, b in itertools.pairwise(packets)), "timestamps rise"
-    assert track.switches == 2
+    assert source.switches == 2
 
 
 async def test_a_session_that_ends_is_reopened_on_the_newest_url(
@@ -102,7 +106,8 @@ async def test_a_session_that_ends_is_reopened_on_the_newest_url(
     _, body = await caller.command("rtsp-01", "GenerateRtspStream")
     url = body["results"]["streamUrls"]["rtspUrl"]
     current = [url]
-    track = RelayTrack(lambda: current[0])
+    source = RelaySource(lambda: current[0])
+    track = source.subscribe()
     packets: list[tuple[float, int, bool]] = []
     start = time.monotonic()
     end = start + 2 * LIFETIME
@@ -116,7 +121,7 @@ async def test_a_session_that_ends_is_reopened_on_the_newest_url(
     assert after[0][2], "the new session starts at a key frame"
     assert longest_gap(packets, end) < 4.0
     assert all(b[1] > a[1] for a, b in itertools.pairwise(packets))
-    assert track.switches == 0
+    assert source.switches == 0
 
 
 async def test_the_peer_answers_with_h264_only(rotate: tuple[Emulator, Caller]) -> None:
@@ -129,7 +134,8 @@ async def test_the_peer_answers_with_h264_only(rotate: tuple[Emulator, Caller]) 
     viewer.createDataChannel("dataSendChannel")
     await viewer.setLocalDescription(await viewer.createOffer())
     assert "VP8" in viewer.localDescription.sdp
-    peer = RelayPeer(lambda: url, [])
+    source = RelaySource(lambda: url)
+    peer = RelayPeer(source.subscribe(), [])
     answer = await peer.answer(viewer.localDescription.sdp)
     video = answer.split("m=video")[1].split("m=application")[0]
     assert "H264" in video
@@ -139,6 +145,7 @@ async def test_the_peer_answers_with_h264_only(rotate: tuple[Emulator, Caller]) 
     await peer.close()
     await viewer.close()
     assert peer.track.readyState == "ended"
+    assert not source.live
 
 
 def test_sps_is_found_in_annex_b() -> None:
@@ -172,42 +179,53 @@ async def test_sessions_are_joined_at_key_frames_on_one_clock(offline: None) -> 
     """A viewer starts at a key frame; a new session is joined at its first key frame (the old
     one plays until then); timestamps continue on the track's clock whatever each session's."""
     urls = ["rtsp://camera?auth=1"]
-    track = RelayTrack(lambda: urls[-1])
-    first = track._reader
+    source = RelaySource(lambda: urls[-1])
+    viewer = source.subscribe()
+    first = source._reader
     assert first is not None
     first.extradata = SPS_PPS
-    track._deliver(first, packet(DELTA, 0))  # before any key frame: dropped
-    track._deliver(first, packet(KEY, 100, key=True))
-    track._deliver(first, packet(DELTA, 200))
-    track.switch(urls[0])  # the URL it reads: nothing happens
-    assert track._next is None
-    track.switch("rtsp://camera?auth=2")
-    second = track._next
-    track.switch("rtsp://camera?auth=3")  # a newer token before the second session was joined
+    source._deliver(first, packet(DELTA, 0))  # before any key frame: dropped
+    source._deliver(first, packet(KEY, 100, key=True))
+    source._deliver(first, packet(DELTA, 200))
+    source.switch(urls[0])  # the URL it reads: nothing happens
+    assert source._next is None
+    source.switch("rtsp://camera?auth=2")
+    second = source._next
+    source.switch("rtsp://camera?auth=3")  # a newer token before the second session was joined
     assert second is not None
     assert second._stopped.is_set()
-    third = track._next
+    third = source._next
     assert third is not None
-    assert track.url == "rtsp://camera?auth=3"
-    track._deliver(second, packet(KEY, 0, key=True))  # a stopped session: ignored
-    track._deliver(third, packet(DELTA, 5_000))  # not a key frame yet: the old one plays on
-    track._deliver(first, packet(DELTA, 300))
-    track._deliver(third, packet(KEY, 5_100, key=True))  # joined here
+    assert source.url == "rtsp://camera?auth=3"
+    source._deliver(second, packet(KEY, 0, key=True))  # a stopped session: ignored
+    source._deliver(third, packet(DELTA, 5_000))  # not a key frame yet: the old one plays on
+    source._deliver(first, packet(DELTA, 300))
+    late = source.subscribe()  # a second viewer: from the next key frame on
+    source._deliver(third, packet(KEY, 5_100, key=True))  # joined here
     assert first._stopped.is_set()
-    track._deliver(first, packet(DELTA, 400))  # the old session's late packet: dropped
-    track._deliver(third, packet(DELTA, None))  # no timestamp: one frame on
-    track._deliver(third, packet(DELTA, 5_000))  # going back: one frame on
-    relayed = [track._queue.get_nowait() for _ in range(track._queue.qsize())]
+    source._deliver(first, packet(DELTA, 400))  # the old session's late packet: dropped
+    source._deliver(third, packet(DELTA, None))  # no timestamp: one frame on
+    source._deliver(third, packet(DELTA, 5_000))  # going back: one frame on
+    relayed = [viewer._queue.get_nowait() for _ in range(viewer._queue.qsize())]
     ticks = [p.pts for p in relayed]
     step = int(Fraction(100, 1000) / CLOCK)
     assert ticks == [0, step, 2 * step, 3 * step, 4 * step, 5 * step]
     assert all(p.time_base == CLOCK for p in relayed)
     assert bytes(relayed[0]).startswith(SPS_PPS), "a key frame gets the SDP's parameter sets"
     assert bytes(relayed[1]) == DELTA
-    assert track.switches == 1
-    track.stop()
-    track._deliver(third, packet(DELTA, 5_300))  # after the end: ignored
-    assert track._queue.qsize() == 0
+    assert source.switches == 1
+    assert [p.pts for p in [late._queue.get_nowait() for _ in range(late._queue.qsize())]] == [
+        3 * step,
+        4 * step,
+        5 * step,
+    ]
+    source.stop()
+    assert viewer.readyState == "ended"
+    assert late.readyState == "ended"
+    source._deliver(third, packet(DELTA, 5_300))  # after the end: ignored
+    assert viewer._queue.qsize() == 1  # only the end
+    with pytest.raises(MediaStreamError):
+        await viewer.recv()
 
 
 async def test_an_ended_session_is_reopened_and_a_switch_between_sessions_opens_at_once(
@@ -216,27 +234,29 @@ async def test_an_ended_session_is_reopened_and_a_switch_between_sessions_opens_
     """A session that ends is reopened on the newest URL after RECONNECT_DELAY; a new URL
     that comes in between opens at once (and cancels the wait)."""
     urls = ["rtsp://camera?auth=1"]
-    track = RelayTrack(lambda: urls[-1])
-    first = track._reader
+    source = RelaySource(lambda: urls[-1])
+    viewer = source.subscribe()
+    first = source._reader
     assert first is not None
-    track.switch("rtsp://camera?auth=2")
-    pending = track._next
+    source.switch("rtsp://camera?auth=2")
+    pending = source._next
     assert pending is not None
-    track._deliver(pending, None)  # the new session failed: the old one goes on
-    assert track._next is None
-    assert track._reader is first
-    track._deliver(first, None)
-    assert track._reader is None
+    source._deliver(pending, None)  # the new session failed: the old one goes on
+    assert source._next is None
+    assert source._reader is first
+    source._deliver(first, None)
+    assert source._reader is None
     urls.append("rtsp://camera?auth=3")
     await asyncio.sleep(RECONNECT_DELAY + 0.1)
-    assert track.url == "rtsp://camera?auth=3"
-    reopened = track._reader
+    assert source.url == "rtsp://camera?auth=3"
+    reopened = source._reader
     assert reopened is not None
-    track._deliver(first, None)  # a stale end: ignored
-    assert track._reader is reopened
-    track._deliver(reopened, None)
-    track.switch("rtsp://camera?auth=4")  # between sessions: opened now, not in a second
-    assert track.url == "rtsp://camera?auth=4"
-    assert track._reconnect is None
-    track.stop()
-    assert track.url is None
+    source._deliver(first, None)  # a stale end: ignored
+    assert source._reader is reopened
+    source._deliver(reopened, None)
+    source.switch("rtsp://camera?auth=4")  # between sessions: opened now, not in a second
+    assert source.url == "rtsp://camera?auth=4"
+    assert source._reconnect is None
+    viewer.stop()  # the last viewer left: the source stops
+    assert not source.live
+    assert source.url is None

@@ -28,7 +28,7 @@ from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator
 from .core.errors import OverCapacity, StreamError
 from .core.models import StreamProtocol, StreamState
 from .entity import CameraStreamEntity, setup_camera_entities
-from .relay import RelayError, RelayPeer
+from .relay import RelayError, RelayPeer, RelaySource
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -127,6 +127,8 @@ class RtspCamera(NestStreamsCamera):
         """Create the entity."""
         super().__init__(coordinator, device_id)
         self._viewers: dict[str, RelayPeer] = {}
+        self._relay: RelaySource | None = None
+        """The camera's RTSP stream for its live viewers (one session for all of them)."""
 
     def _running_url(self) -> str | None:
         status = self.status
@@ -143,14 +145,17 @@ class RtspCamera(NestStreamsCamera):
     ) -> None:
         """Answer the viewer with a relay of the camera's RTSP stream (see `relay.py`).
 
-        Costs no command: the relay reads the stream kept alive for everyone, and follows its
-        token when it rotates. Before the stream runs the viewer waits for it.
+        Costs no command: the relay reads the stream kept alive for everyone (one RTSP session
+        for all viewers), and follows its token when it rotates. Before the stream runs the
+        viewer waits for it.
         """
         ice_servers = [
             RTCIceServer(urls=server.urls, username=server.username, credential=server.credential)
             for server in async_get_ice_servers(self.hass)
         ]
-        peer = RelayPeer(self._running_url, ice_servers)
+        if self._relay is None or not self._relay.live:
+            self._relay = RelaySource(self._running_url)
+        peer = RelayPeer(self._relay.subscribe(), ice_servers)
         try:
             answer = await peer.answer(offer_sdp)
         except RelayError as err:
@@ -217,9 +222,8 @@ class RtspCamera(NestStreamsCamera):
         connection uses the new URL.
         """
         url = self._running_url()
-        if url:
-            for peer in self._viewers.values():
-                peer.track.switch(url)
+        if url and self._relay is not None:
+            self._relay.switch(url)
         if (stream := self.stream) is not None and url and stream.source != url:
             if self.restart_on_new_token:
                 stream.update_source(url)

@@ -4,9 +4,10 @@ Why: HA's HLS live view does not survive a restart of HA's stream worker (HA 202
 2026.11 render a playlist that hls.js refuses once the restart's segment reaches the top of
 the window: "discontinuity sequence mismatch"; the card then falls back to still images). A
 stream token that rotates may end the RTSP session opened with it, which forces such a restart.
-Here each viewer gets a WebRTC peer (aiortc) whose video track reads the RTSP stream with PyAV
-(demuxing only, no decoding) and, when the token rotates, opens the new URL beside the old one
-and switches at the new session's first key frame: the viewer sees no gap.
+Here each viewer gets a WebRTC peer (aiortc) whose video track is fed by the camera's
+`RelaySource`: one RTSP session for all viewers, read with PyAV (demuxing only, no decoding).
+When the token rotates the source opens the new URL beside the old one and switches at the new
+session's first key frame: the viewers see no gap.
 
 No Home Assistant imports: the camera entity owns the peers and says when the URL changes.
 """
@@ -30,6 +31,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.exceptions import InvalidAccessError, OperationError
+from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 import av
 from av.video.stream import VideoStream
@@ -107,22 +109,21 @@ def _has_sps(data: bytes) -> bool:
     return False
 
 
-class RelayTrack(MediaStreamTrack):
-    """A WebRTC video track fed by the camera's RTSP stream, one session at a time.
+class RelaySource:
+    """The camera's RTSP stream for all its viewers, one session at a time.
 
-    `switch(url)` opens a session on a new URL while the current one goes on; the track moves
+    `switch(url)` opens a session on a new URL while the current one goes on; the source moves
     to it at its first key frame. A session that ends on its own is replaced by one on
-    `current_url()` after RECONNECT_DELAY. Timestamps continue across sessions.
+    `current_url()` after RECONNECT_DELAY. Timestamps continue across sessions. Each viewer
+    (`subscribe()`) gets the packets from its first key frame on; the source stops with its
+    last viewer.
     """
-
-    kind = "video"
 
     def __init__(self, current_url: Callable[[], str | None]) -> None:
         """Read `current_url()` now and after every session that ended on its own."""
-        super().__init__()
         self._current_url = current_url
         self._event_loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[av.Packet[Any]] = asyncio.Queue()
+        self._viewers: set[ViewerTrack] = set()
         self._reader: RtspReader | None = None
         self._next: RtspReader | None = None
         self._offset: int | None = None
@@ -130,19 +131,32 @@ class RelayTrack(MediaStreamTrack):
         self._step = DEFAULT_STEP
         self._reconnect: asyncio.TimerHandle | None = None
         self._need_keyframe = True
+        self.live = True
         self.switches = 0
         if url := current_url():
             self._reader = self._open(url)
 
+    def subscribe(self) -> ViewerTrack:
+        """A track for one more viewer."""
+        viewer = ViewerTrack(self)
+        self._viewers.add(viewer)
+        return viewer
+
+    def unsubscribe(self, viewer: ViewerTrack) -> None:
+        """A viewer left; the last one stops the source."""
+        self._viewers.discard(viewer)
+        if not self._viewers:
+            self.stop()
+
     @property
     def url(self) -> str | None:
-        """The URL the track reads (or is about to read)."""
+        """The URL the source reads (or is about to read)."""
         reader = self._next or self._reader
         return reader.url if reader is not None else None
 
     def switch(self, url: str) -> None:
         """Move to `url` at its first key frame (the current session plays until then)."""
-        if url == self.url or self.readyState != "live":
+        if url == self.url or not self.live:
             return
         if self._next is not None:
             self._next.stop()
@@ -158,7 +172,7 @@ class RelayTrack(MediaStreamTrack):
 
     def _deliver(self, reader: RtspReader, packet: av.Packet[VideoStream] | None) -> None:
         """A packet (or the end) of `reader`, in the event loop."""
-        if self.readyState != "live":
+        if not self.live:
             return
         if packet is None:
             self._ended(reader)
@@ -175,10 +189,12 @@ class RelayTrack(MediaStreamTrack):
             if not packet.is_keyframe:
                 return  # a viewer (and a new session) starts at a key frame
             self._need_keyframe = False
-        self._queue.put_nowait(self._rebase(reader, packet))
+        relayed = self._rebase(reader, packet)
+        for viewer in self._viewers:
+            viewer.put(relayed)
 
     def _rebase(self, reader: RtspReader, packet: av.Packet[VideoStream]) -> av.Packet[Any]:
-        """`packet` on the track's own clock, continuing after the previous session."""
+        """`packet` on the source's own clock, continuing after the previous session."""
         source = packet.pts if packet.pts is not None else packet.dts
         ticks = 0 if source is None else int(source * packet.time_base / CLOCK)
         if self._offset is None:
@@ -217,35 +233,64 @@ class RelayTrack(MediaStreamTrack):
             self._reconnect.cancel()
             self._reconnect = None
         url = url or self._current_url()
-        if self.readyState == "live" and self._reader is None and url:
+        if self.live and self._reader is None and url:
             self._reader = self._open(url)
             self._offset = None
             self._need_keyframe = True
 
-    async def recv(self) -> av.Packet[Any]:
-        """The next packet (aiortc packetizes it without re-encoding)."""
-        return await self._queue.get()
-
     def stop(self) -> None:
-        """End the track and its sessions."""
-        super().stop()
+        """End the sessions and the viewers' tracks."""
+        self.live = False
         if self._reconnect is not None:
             self._reconnect.cancel()
         for reader in (self._reader, self._next):
             if reader is not None:
                 reader.stop()
         self._reader = self._next = None
+        for viewer in list(self._viewers):
+            viewer.stop()
+
+
+class ViewerTrack(MediaStreamTrack):
+    """One viewer's WebRTC video track: the source's packets from a key frame on."""
+
+    kind = "video"
+
+    def __init__(self, source: RelaySource) -> None:
+        """A track fed by `source`."""
+        super().__init__()
+        self.source = source
+        self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue()
+        self._started = False
+
+    def put(self, packet: av.Packet[Any]) -> None:
+        """A packet of the source (skipped until the viewer's first key frame)."""
+        if self._started or packet.is_keyframe:
+            self._started = True
+            self._queue.put_nowait(packet)
+
+    async def recv(self) -> av.Packet[Any]:
+        """The next packet (aiortc packetizes it without re-encoding)."""
+        packet = await self._queue.get() if self.readyState == "live" else None
+        if packet is None:
+            raise MediaStreamError
+        return packet
+
+    def stop(self) -> None:
+        """The viewer left."""
+        if self.readyState == "live":
+            super().stop()
+            self._queue.put_nowait(None)
+            self.source.unsubscribe(self)
 
 
 class RelayPeer:
-    """One viewer: an aiortc peer sending a RelayTrack as H.264."""
+    """One viewer: an aiortc peer sending its track of the source as H.264."""
 
-    def __init__(
-        self, current_url: Callable[[], str | None], ice_servers: list[RTCIceServer]
-    ) -> None:
-        """A peer for a camera whose URL `current_url()` gives, using the same ICE servers
-        as the viewer (HA's; none: host candidates only)."""
-        self.track = RelayTrack(current_url)
+    def __init__(self, track: ViewerTrack, ice_servers: list[RTCIceServer]) -> None:
+        """A peer for `track`, using the same ICE servers as the viewer (HA's; none: host
+        candidates only)."""
+        self.track = track
         self._peer = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
 
     async def answer(self, offer_sdp: str) -> str:
