@@ -318,8 +318,8 @@ class RelayPeer:
         return self._peer.localDescription.sdp
 
     async def add_candidate(self, candidate: str, sdp_mid: str | None) -> None:
-        """A candidate of the viewer's (ones aiortc cannot use, such as mDNS names, are
-        skipped: the viewer's checks reach our candidates anyway)."""
+        """A candidate of the viewer's; one aiortc cannot parse is skipped (the viewer's own
+        checks reach the relay's candidates anyway)."""
         text = candidate.removeprefix("candidate:")
         if len(text.split()) < 8:  # not a candidate line (aiortc would assert)
             return
