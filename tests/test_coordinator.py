@@ -436,12 +436,12 @@ async def test_a_camera_change_updates_that_camera_and_the_hub_only(
     calls: list[str] = []
     for unsubscribe in (
         coordinator.async_add_listener(lambda: calls.append("every entity")),
-        coordinator.async_add_update_listener(first, lambda: calls.append("first")),
-        coordinator.async_add_update_listener(second, lambda: calls.append("second")),
-        coordinator.async_add_update_listener(None, lambda: calls.append("hub")),
+        coordinator.push.add_update_listener(first, lambda: calls.append("first")),
+        coordinator.push.add_update_listener(second, lambda: calls.append("second")),
+        coordinator.push.add_update_listener(None, lambda: calls.append("hub")),
     ):
         setup_integration.async_on_unload(unsubscribe)
-    coordinator.async_restart_camera(first)
+    coordinator.scheduler.stream(first).restart()
     await advance(hass, freezer, 10)
     assert {"first", "hub"} <= set(calls)
     assert "second" not in calls

@@ -366,6 +366,11 @@ async def test_service_targets_devices_and_areas(
         setup_integration.entry_id,
     )
     assert device is not None
+    hub = device_registry.async_get_device_by_identifier(
+        (DOMAIN, emulator.project_id), setup_integration.entry_id
+    )
+    assert hub is not None
+    assert device.via_device_id == hub.id  # the cameras hang off the project's hub
     await hass.services.async_call(DOMAIN, "stop_stream", {"device_id": device.id}, blocking=True)
     await advance(hass, freezer, 10)
     assert state(hass, "sensor.room_01_camera_01_stream_state") == "stopped"

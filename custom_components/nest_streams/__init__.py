@@ -78,7 +78,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) 
     coordinator = NestStreamsCoordinator(hass, entry, client)
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = NestStreamsData(coordinator=coordinator)
-    coordinator.async_create_hub_device(hub_device_info(coordinator))
+    # The hub device first: the cameras' devices hang off it.
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **hub_device_info(coordinator)
+    )
     await coordinator.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 from pathlib import Path
-from typing import override
+from typing import NoReturn, override
 
 from aiortc import RTCIceServer
 from homeassistant.components.camera import Camera
@@ -82,19 +82,21 @@ class NestStreamsCamera(CameraStreamEntity, Camera):
 
     async def async_restart_stream(self) -> None:
         """Replace the camera's stream with a new one now (service `restart_stream`)."""
-        if not self.coordinator.async_restart_camera(self.device_id):
+        if not self.coordinator.async_keep_alive(self.device_id, True):
             self._raise_over_capacity()
+        self.coordinator.scheduler.stream(self.device_id).restart()
 
     async def async_stop_stream(self) -> None:
         """Stop keeping the stream alive and stop it at Google (service `stop_stream`)."""
-        self.coordinator.async_stop_camera(self.device_id)
+        self.coordinator.async_keep_alive(self.device_id, False)
 
     async def async_start_stream(self) -> None:
         """Keep the stream alive again; a degraded camera is retried now (`start_stream`)."""
-        if not self.coordinator.async_start_camera(self.device_id):
+        if not self.coordinator.async_keep_alive(self.device_id, True):
             self._raise_over_capacity()
+        self.coordinator.scheduler.stream(self.device_id).start()
 
-    def _raise_over_capacity(self) -> None:
+    def _raise_over_capacity(self) -> NoReturn:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="over_capacity",

@@ -2,42 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 import logging
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .api import SdmClient
 from .const import CONF_EXCLUDED_CAMERAS, DOMAIN
 from .core.clock import SystemClock
-from .core.models import CameraInfo, QueueStats, StreamStatus
+from .core.models import CameraInfo
 from .core.scheduler import StreamScheduler
 from .core.settings import Settings
 from .device_list import DeviceListReader
 from .issues import async_remove_devices, async_update_over_capacity_issue
+from .push import EntityPush, StreamsSnapshot
 from .store import SavedState, StreamStore
 
 _LOGGER = logging.getLogger(__name__)
 
 DEVICE_REFRESH_INTERVAL = timedelta(minutes=15)
-
-
-@dataclass(frozen=True, slots=True)
-class StreamsSnapshot:
-    """What the entities read: immutable, replaced on every change."""
-
-    cameras: Mapping[str, CameraInfo] = field(default_factory=dict)
-    statuses: Mapping[str, StreamStatus] = field(default_factory=dict)
-    stats: QueueStats = field(default_factory=QueueStats)
-    over_capacity: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -53,8 +41,9 @@ type NestStreamsConfigEntry = ConfigEntry[NestStreamsData]
 class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
     """Owns the scheduler of one Google project and pushes its state to the entities.
 
-    The data is pushed (`async_set_updated_data`) on every change; the device list is re-read
-    on its own timer, because a push resets the coordinator's polling timer.
+    A command's change is pushed to that camera's entities and the hub's (`push`); a device-list
+    read updates every entity. The list is re-read on its own timer, because a push would reset
+    the coordinator's polling timer.
     """
 
     config_entry: NestStreamsConfigEntry
@@ -69,22 +58,15 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             client,
             SystemClock(),
             Settings.from_options(entry.options),
-            on_change=self._scheduler_changed,
+            on_change=lambda device_id: self.push.changed(device_id),
             on_auth_failed=self._auth_failed,
             spawn=lambda coro, name: entry.async_create_background_task(hass, coro, name),
             spawn_command=lambda coro, name: entry.async_create_background_task(hass, coro, name),
         )
         self._store = StreamStore(hass, entry.entry_id)
         self._saved = SavedState()
-        self._push_pending = False
-        self._changed: set[str] = set()
-        """Cameras whose stream changed since the last push."""
-        self._updates: dict[str | None, list[CALLBACK_TYPE]] = {}
-        """Entities to update when a camera (by device id) or the hub (None) changed."""
-        self._unsubscribe: list[CALLBACK_TYPE] = []
-        self._camera_listeners: list[Callable[[list[str]], None]] = []
+        self.push = EntityPush(hass, self._publish)
         self._known: set[str] = set()
-        self._hub_device_id = ""
         self._restored = False
         """Whether the set-up took the cameras saved by the last run (the list comes later)."""
         self._started = False
@@ -107,19 +89,6 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
     def project_id(self) -> str:
         """The Device Access project id."""
         return str(self.config_entry.unique_id)
-
-    @property
-    def hub_device_id(self) -> str:
-        """Registry id of the project's hub device (the cameras' devices hang off it)."""
-        return self._hub_device_id
-
-    @callback
-    def async_create_hub_device(self, device_info: DeviceInfo) -> None:
-        """Register the project's hub device; before the platforms add the cameras."""
-        hub = dr.async_get(self.hass).async_get_or_create(
-            config_entry_id=self.config_entry.entry_id, **device_info
-        )
-        self._hub_device_id = hub.id
 
     @property
     def user_stopped(self) -> frozenset[str]:
@@ -146,12 +115,6 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             cameras=list(self.cameras.values()),
         )
 
-    @callback
-    def async_add_camera_listener(self, listener: Callable[[list[str]], None]) -> CALLBACK_TYPE:
-        """Call `listener` with the device ids of cameras that join the project."""
-        self._camera_listeners.append(listener)
-        return lambda: self._camera_listeners.remove(listener)
-
     async def _async_update_data(self) -> StreamsSnapshot:
         """Read the device list and hand the cameras to the scheduler.
 
@@ -169,18 +132,15 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         """Re-read the device list (new cameras get entities, removed ones are removed)."""
         self.async_set_updated_data(await self._async_update_data())
 
-    def _keep_alive(self, camera: CameraInfo) -> bool:
-        excluded = self.config_entry.options.get(CONF_EXCLUDED_CAMERAS, [])
-        return camera.device_id not in excluded and camera.device_id not in self._saved.stopped
-
     def _apply_cameras(self, cameras: list[CameraInfo] | None = None) -> None:
         """Hand the cameras (by default the current ones) to the scheduler again."""
         if cameras is None:
             cameras = list(self.scheduler.cameras.values())
         restored, self._saved.streams = self._saved.streams, {}
+        excluded = {*self.config_entry.options.get(CONF_EXCLUDED_CAMERAS, []), *self._saved.stopped}
         self.scheduler.set_cameras(
             cameras,
-            keep_alive=self._keep_alive,
+            keep_alive=lambda camera: camera.device_id not in excluded,
             restored=restored,
             cannot_extend=self._saved.cannot_extend,
         )
@@ -189,8 +149,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         gone = self._known - ids
         self._known = ids
         if new:
-            for listener in list(self._camera_listeners):
-                listener(new)
+            self.push.cameras_joined(new)
         if gone:
             async_remove_devices(self.hass, self.config_entry, gone)
         async_update_over_capacity_issue(self.hass, self.config_entry, self.scheduler)
@@ -204,39 +163,14 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         )
 
     @callback
-    def async_add_update_listener(
-        self, device_id: str | None, update: CALLBACK_TYPE
-    ) -> CALLBACK_TYPE:
-        """Call `update` when camera `device_id` changed (None: the hub's queue statistics).
-
-        A command changes one camera and the queue, so only those entities are written (a
-        device-list read still updates every entity, through the coordinator's listeners).
-        """
-        listeners = self._updates.setdefault(device_id, [])
-        listeners.append(update)
-        return lambda: listeners.remove(update)
-
-    @callback
-    def _scheduler_changed(self, device_id: str | None) -> None:
-        """Coalesce the scheduler's changes into one push per event-loop turn."""
-        if device_id is not None:
-            self._changed.add(device_id)
-        if not self._push_pending:
-            self._push_pending = True
-            self.hass.loop.call_soon(self._push)
-
-    @callback
-    def _push(self) -> None:
-        """Give the entities of the changed cameras and the hub the new state."""
-        self._push_pending = False
-        changed, self._changed = self._changed, set()
+    def _publish(self, changed: set[str]) -> bool:
+        """Give the snapshot the changed cameras' streams and the queue's statistics; save."""
         data: StreamsSnapshot | None = self.data
-        if data is None:  # before the first refresh: nothing listens yet
-            return
+        if data is None:  # before the first refresh
+            return False
         statuses = dict(data.statuses)
-        for device_id in changed:
-            if device_id in data.cameras:
-                statuses[device_id] = self.scheduler.stream(device_id).status
+        for device_id in changed & data.cameras.keys():
+            statuses[device_id] = self.scheduler.stream(device_id).status
         self.data = replace(
             data,
             statuses=statuses,
@@ -245,10 +179,8 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         )
         if self.data.over_capacity != data.over_capacity:  # our share of the quota changed
             async_update_over_capacity_issue(self.hass, self.config_entry, self.scheduler)
-        for key in (*changed, None):
-            for update in list(self._updates.get(key, ())):
-                update()
         self._store.async_delay_save(self._state)
+        return True
 
     @callback
     def _auth_failed(self) -> None:
@@ -265,7 +197,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             self.config_entry.async_create_background_task(
                 self.hass, self.async_refresh_devices(), name=f"{DOMAIN} device list"
             )
-        self._unsubscribe.append(
+        self.config_entry.async_on_unload(
             async_track_time_interval(
                 self.hass,
                 self.async_refresh_devices,
@@ -281,41 +213,22 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         or a restart takes them over and extends them instead of generating new ones, and
         without one they expire at Google within 5 minutes.
         """
-        for unsubscribe in self._unsubscribe:
-            unsubscribe()
-        self._unsubscribe.clear()
         self._devices.cancel()
         await self.scheduler.stop(stop_streams=False)
         await self._store.async_save(self._state())
         await super().async_shutdown()
 
-    # -- the camera actions (entity services) --------------------------------------------------
+    @callback
+    def async_keep_alive(self, device_id: str, keep: bool) -> bool:
+        """The user starts (`keep`) or stops a camera; whether it is kept alive now.
 
-    def _set_user_stopped(self, device_id: str, stopped: bool) -> bool:
-        """Record the user's wish, re-run admission; whether the camera is kept alive now."""
-        if stopped:
-            self._saved.stopped.add(device_id)
-        else:
-            self._saved.stopped.discard(device_id)
-        self._apply_cameras()
-        self._push()
-        return self.scheduler.stream(device_id).enabled
-
-    def async_start_camera(self, device_id: str) -> bool:
-        """Keep a camera alive again; a degraded one is retried now.
-
-        Returns False when the quota cannot hold it (it stays stopped, named in the repair).
+        The wish is saved (a stopped camera stays stopped across restarts) and admission runs
+        again: a camera the quota cannot hold stays stopped and is named in the repair.
         """
-        if admitted := self._set_user_stopped(device_id, False):
-            self.scheduler.stream(device_id).start()
-        return admitted
-
-    def async_stop_camera(self, device_id: str) -> None:
-        """Stop keeping a camera alive, and stop its stream at Google."""
-        self._set_user_stopped(device_id, True)
-
-    def async_restart_camera(self, device_id: str) -> bool:
-        """Replace a camera's stream with a new one now; False when the quota cannot hold it."""
-        if admitted := self._set_user_stopped(device_id, False):
-            self.scheduler.stream(device_id).restart()
-        return admitted
+        if keep:
+            self._saved.stopped.discard(device_id)
+        else:
+            self._saved.stopped.add(device_id)
+        self._apply_cameras()
+        self.push.push()
+        return self.scheduler.stream(device_id).enabled

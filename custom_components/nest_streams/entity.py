@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
@@ -41,7 +42,11 @@ def camera_device_info(coordinator: NestStreamsCoordinator, camera: CameraInfo) 
         manufacturer="Google Nest",
         model=MODELS.get(camera.model or "", "Camera"),
         suggested_area=camera.room,
-        via_device_id=coordinator.hub_device_id,
+        via_device_id=dr.async_get_device_id_by_identifier(
+            coordinator.hass,
+            (DOMAIN, coordinator.project_id),
+            config_entry_id=coordinator.config_entry.entry_id,
+        ),
     )
 
 
@@ -65,7 +70,7 @@ class CameraStreamEntity(NestStreamsEntity):
         """Also follow the changes of this camera alone (a command changes one camera)."""
         await super().async_added_to_hass()
         self.async_on_remove(
-            self.coordinator.async_add_update_listener(
+            self.coordinator.push.add_update_listener(
                 self.device_id, self._handle_coordinator_update
             )
         )
@@ -95,4 +100,4 @@ def setup_camera_entities(
         add_entities([entity for device_id in device_ids for entity in factory(device_id)])
 
     add(list(coordinator.cameras))
-    return coordinator.async_add_camera_listener(add)
+    return coordinator.push.add_camera_listener(add)

@@ -200,7 +200,7 @@ class HubSensor(NestStreamsEntity, SensorEntity):
         """Also follow the queue's statistics, which change with every command."""
         await super().async_added_to_hass()
         self.async_on_remove(
-            self.coordinator.async_add_update_listener(None, self._handle_coordinator_update)
+            self.coordinator.push.add_update_listener(None, self._handle_coordinator_update)
         )
 
     @property
