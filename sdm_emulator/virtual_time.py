@@ -9,6 +9,7 @@ queues (CPython's BaseEventLoop), and suits code that does no real I/O (use
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import Coroutine
 from typing import Any
 
@@ -28,6 +29,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def _run_once(self) -> None:
         ready = self._ready  # type: ignore[attr-defined]
         scheduled = self._scheduled  # type: ignore[attr-defined]
+        # Cancelled timers first leave the head of the heap, as the loop itself does: else
+        # the clock stays at a cancelled timer's time and the loop waits for the next live
+        # one in real time.
+        while scheduled and scheduled[0].cancelled():
+            handle = heapq.heappop(scheduled)
+            handle._scheduled = False
+            self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
         if not ready and scheduled:
             self._virtual_now = max(self._virtual_now, scheduled[0].when())
         super()._run_once()  # type: ignore[misc]

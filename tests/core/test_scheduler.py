@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 
 from custom_components.nest_streams.core.clock import LoopClock
-from custom_components.nest_streams.core.errors import OverCapacity, QuotaExceeded, TransientError
+from custom_components.nest_streams.core.errors import (
+    CommandFailed,
+    OverCapacity,
+    QuotaExceeded,
+    TransientError,
+)
 from custom_components.nest_streams.core.models import CameraInfo, StreamHandle, StreamState
 from custom_components.nest_streams.core.scheduler import OVER_CAPACITY
 from custom_components.nest_streams.core.settings import Settings
@@ -372,3 +377,76 @@ def test_a_camera_whose_hourly_budget_is_spent_says_so_and_waits() -> None:
     assert sent == 3  # not hammered: 3 tries, then it waits for the hour
     assert states[-1] == "hourly_limit"
     assert next_action == pytest.approx(3600, abs=1)
+
+
+def test_a_viewer_gets_its_session_and_closing_it_stops_it() -> None:
+    """The viewer gets the generated session; closing it stops it at Google and ends its
+    extensions; closing it again, or an unknown key, changes nothing."""
+
+    async def main() -> tuple[StreamHandle, list[tuple[float, str]], list[StreamHandle]]:
+        clk = clock()
+        client = FakeClient(clk)
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([webrtc("w")])
+        key, handle = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+        await asyncio.sleep(400)  # extended once
+        scheduler.close_viewer(key)
+        scheduler.close_viewer(key)
+        scheduler.close_viewer("enterprises/p/devices/w#viewer-99")
+        await asyncio.sleep(900)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return handle, client.ops("w"), client.stopped
+
+    handle, ops, stopped = virtual(main())
+    assert handle.session_id == "s1"
+    assert handle.expires_at == EPOCH + 300
+    assert [op for _, op in ops] == ["generate", "extend", "stop"]
+    assert [s.session_id for s in stopped] == ["s1"]  # the extension keeps the session id
+
+
+def test_a_viewer_whose_session_cannot_be_generated_gets_the_error_and_costs_no_more() -> None:
+    """The first generation fails: the viewer gets Google's error, and nothing is retried."""
+
+    async def main() -> tuple[str, int, list[tuple[float, str]]]:
+        clk = clock()
+        client = FakeClient(clk)
+        client.script("w", "generate", CommandFailed("offerSdp contains an invalid value."))
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([webrtc("w")])
+        with pytest.raises(CommandFailed) as err:
+            await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+        await asyncio.sleep(900)
+        tasks = len([t for t in asyncio.all_tasks() if "viewer" in t.get_name()])
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return str(err.value), tasks, client.ops("w")
+
+    error, tasks, ops = virtual(main())
+    assert error == "offerSdp contains an invalid value."
+    assert tasks == 0
+    assert ops == [(0.0, "generate")]
+
+
+def test_stop_closes_the_viewers_and_stops_their_sessions() -> None:
+    async def main() -> tuple[list[str | None], list[asyncio.Task[Any]]]:
+        clk = clock()
+        client = FakeClient(clk)
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp("c"), webrtc("w")])
+        await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+        await asyncio.sleep(30)
+        await scheduler.stop()
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        return sorted(str(s.session_id) for s in client.stopped), left
+
+    stopped, left = virtual(main())
+    assert stopped == ["s1", "s2"]  # the camera's stream and the viewer's session
+    assert left == []

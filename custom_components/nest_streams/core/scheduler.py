@@ -272,7 +272,8 @@ class StreamScheduler:
             if viewer.handle is not None:
                 ready.set_result(viewer.handle)
             elif viewer.status.state in (StreamState.FAILED, StreamState.DEGRADED):
-                ready.set_exception(CommandFailed(viewer.status.last_error or "failed"))
+                # A failure always leaves its error text.
+                ready.set_exception(CommandFailed(str(viewer.status.last_error)))
 
         viewer = self._new_stream(
             camera,
