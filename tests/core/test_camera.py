@@ -153,6 +153,26 @@ def test_refused_extension_regenerates() -> None:
     assert status.consecutive_failures == 0
 
 
+def test_a_refused_extension_shows_googles_answer_until_replaced() -> None:
+    """Between the refusal and the new stream: starting, Google's answer, no stream."""
+
+    def script(client: FakeClient) -> None:
+        client.script("a", "extend", StreamGone("expired"))
+        client.script("a", "generate", None, 4.0)  # the replacement takes 4 s
+
+    client, _, (during, after) = virtual(
+        _scenario([rtsp("a")], script, [(263, _status("a")), (10, _status("a"))])
+    )
+    (refused_at, _), (replaced_at, _) = client.ops("a")[1:3]
+    assert refused_at < 263 < replaced_at + 4
+    assert during.state is StreamState.STARTING
+    assert during.last_error == "expired"
+    assert during.stream_url is None
+    assert during.consecutive_failures == 0  # a refusal is not a failure: it is replaced
+    assert after.state is StreamState.RUNNING
+    assert after.last_error is None
+
+
 def test_unanswered_rtsp_extension_replaces_the_stream() -> None:
     client, _, (status,) = virtual(
         _scenario(
@@ -442,6 +462,8 @@ def test_a_camera_without_stream_retries_a_passing_error_soon() -> None:
         window_opens = generations[index - 5] + 60 if index >= 5 else 0
         assert gap <= 12.2 or generations[index] == pytest.approx(window_opens), generations
     assert len(generations) == 8  # the six failures, then the one that succeeds
+    # Lapsed, outside the device window: retried after two intervals, not at the next slot.
+    assert generations[-1] - generations[-2] == pytest.approx(2 * 6.06)
     assert status.state is StreamState.RUNNING
 
 
@@ -464,8 +486,11 @@ def test_an_unanswered_extension_shows_the_old_stream_until_replaced() -> None:
     assert replacement_sent < 268.5 < replacement_sent + 4  # `during` is sampled meanwhile
     assert during.state is StreamState.RUNNING
     assert during.stream_url == "rtsps://host/a?auth=t1"
+    assert during.consecutive_failures == 1
+    assert during.last_error == "timeout"
     assert after.state is StreamState.RUNNING
     assert after.stream_url == "rtsps://host/a?auth=t2"
+    assert after.consecutive_failures == 0
 
 
 def test_a_failed_extension_of_a_live_stream_stays_running_and_retries_in_time() -> None:
@@ -509,3 +534,96 @@ def test_restart_clears_the_failures() -> None:
     assert failing.consecutive_failures == 3
     assert restarted.consecutive_failures == 0
     assert restarted.state is StreamState.STARTING
+
+
+def test_the_status_before_the_first_command() -> None:
+    """Right after `set_cameras`, before any command: what the entities first show."""
+
+    async def main() -> tuple[dict[str, Any], tuple[str, ...], bool]:
+        clk = clock()
+        scheduler = make_scheduler(FakeClient(clk), clk)
+        scheduler.set_cameras(
+            [rtsp("a"), rtsp("b"), webrtc("w")], keep_alive=lambda c: c.name != "b"
+        )
+        statuses = {d.rsplit("/", 1)[-1]: s for d, s in scheduler.statuses().items()}
+        result = statuses, scheduler.over_capacity, scheduler.auth_failed
+        await scheduler.stop(stop_streams=False)
+        return result
+
+    statuses, over_capacity, auth_failed = virtual(main())
+    assert {name: s.state for name, s in statuses.items()} == {
+        "a": StreamState.STARTING,
+        "b": StreamState.STOPPED,
+        "w": StreamState.ON_DEMAND,
+    }
+    for status in statuses.values():
+        assert status.last_attempt is None
+        assert status.last_extension is None
+        assert status.next_action_at is None
+        assert status.last_error is None
+        assert status.consecutive_failures == 0
+        assert status.can_extend is True
+    assert over_capacity == ()
+    assert auth_failed is False
+
+
+def _changes_of_a(
+    script: Callable[[FakeClient], None], seconds: float, config: Settings = CONFIG
+) -> tuple[FakeClient, list[tuple[float, Any]], list[str | None]]:
+    """Every change the scheduler reports for camera a: (time, a's status then)."""
+
+    async def main() -> tuple[FakeClient, list[tuple[float, Any]], list[str | None]]:
+        clk = clock()
+        client = FakeClient(clk)
+        script(client)
+        seen: list[tuple[float, Any]] = []
+        keys: list[str | None] = []
+
+        def on_change(device_id: str | None) -> None:
+            keys.append(device_id)
+            if device_id == "enterprises/p/devices/a":
+                seen.append((round(clk.now() - EPOCH, 2), _status("a")(scheduler)))
+
+        scheduler = make_scheduler(client, clk, config, on_change=on_change)
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp("a")])
+        await asyncio.sleep(seconds)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return client, seen, keys
+
+    return virtual(main())
+
+
+def test_every_outcome_is_reported_when_it_happens() -> None:
+    """Each command is reported twice, no more: when queued and with its outcome (a failure
+    even when the state stays failed, an extension although the state stays running); the
+    queue's own changes are reported without a camera."""
+    client, seen, keys = _changes_of_a(
+        lambda c: c.script("a", "generate", TransientError("500"), TransientError("500")), 700
+    )
+    ops = client.ops("a")
+    assert [op for _, op in ops] == ["generate"] * 3 + ["extend"] * 2
+    assert len(seen) == 2 * len(ops)
+    for (at, _op), (queued_at, _), (done_at, outcome) in zip(
+        ops, seen[::2], seen[1::2], strict=True
+    ):
+        assert queued_at <= at == done_at
+        assert outcome.last_attempt == EPOCH + queued_at
+    outcomes = [status for _, status in seen[1::2]]
+    assert [s.consecutive_failures for s in outcomes] == [1, 2, 0, 0, 0]
+    assert [s.state for s in outcomes[:2]] == [StreamState.FAILED] * 2
+    assert [s.last_error for s in outcomes] == ["500", "500", None, None, None]
+    assert [s.last_extension is not None for s in outcomes] == [False] * 3 + [True] * 2
+    assert len({s.expires_at for s in outcomes[2:]}) == 3  # each extension pushes its expiry
+    assert None in keys  # the queue's statistics changed
+
+
+def test_a_running_camera_shows_when_its_next_extension_is_due() -> None:
+    _, _, (running,) = virtual(
+        _scenario([rtsp("a")], lambda c: c.script("a", "generate", 1.0), [(100, _status("a"))])
+    )
+    assert running.state is StreamState.RUNNING
+    # Expiry at 301 s, less the lead: 15 s plus 4 command intervals of 6.06 s.
+    assert running.next_action_at == pytest.approx(EPOCH + 301 - 15 - 4 * 6.06)

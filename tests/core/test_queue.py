@@ -476,3 +476,71 @@ def test_a_device_never_spends_more_than_its_hourly_budget() -> None:
     # fourth command of "a" and waits for the hour.
     assert log == [("a1", 0.0), ("a0", 1.01), ("a3", 2.02), ("b", 10.0), ("a2", 3600.0)]
     assert spent == pytest.approx(3600)
+
+
+def test_a_429_storm_is_logged_once_and_shown_in_the_statistics(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The first 429 of a storm is a warning, the rest debug, the end one info; while it lasts
+    the statistics say until when commands pause and how many wait."""
+
+    async def main() -> tuple[Any, Any]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        during: list[Any] = []
+
+        async def body() -> Any:
+            first = queue.submit(CommandKind.GENERATE, "a", _refused(3, QuotaExceeded("429")))
+            second = queue.submit(CommandKind.GENERATE, "b", _refused(0, QuotaExceeded("429")))
+            await asyncio.sleep(1)
+            during.append(queue.stats())
+            await first
+            after = queue.stats()
+            await second
+            return after
+
+        after = await _with_worker(queue, body())
+        return during[0], after
+
+    with caplog.at_level("DEBUG", logger="custom_components.nest_streams.core.queue"):
+        during, after = virtual(main())
+    assert during.backoff_until == pytest.approx(EPOCH + 12.12)
+    assert during.depth == 2
+    assert after.backoff_until is None
+    assert after.depth == 1
+    assert caplog.text.count("quota was exceeded") == 1
+    assert caplog.text.count("429 again") == 2
+    assert caplog.text.count("accepts commands again after 3 refusals") == 1
+
+
+def test_another_apps_use_is_logged_once_and_its_end_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A drop of our share is a warning once per episode; the whole quota back is info once."""
+
+    async def main() -> list[float]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        rates: list[float] = []
+
+        async def body() -> None:
+            await queue.submit(CommandKind.EXTEND, "d", _refused(0, QuotaExceeded("429")))
+            for _ in range(3):  # three confirmed drops: one episode
+                await queue.submit(CommandKind.EXTEND, "y", _refused(2, QuotaExceeded("429")))
+                rates.append(queue.stats().effective_qpm)
+                await asyncio.sleep(70)
+            for _ in range(120):  # an hour and more without a 429
+                await queue.submit(CommandKind.EXTEND, "z", _refused(0, QuotaExceeded("429")))
+                await asyncio.sleep(30)
+            rates.append(queue.stats().effective_qpm)
+
+        await _with_worker(queue, body())
+        return rates
+
+    with caplog.at_level("INFO", logger="custom_components.nest_streams.core.queue"):
+        rates = virtual(main())
+    assert rates[0] < 10
+    assert rates[1] < rates[0]
+    assert rates[-1] == 10
+    assert caplog.text.count("Another app uses this project's quota") == 1
+    assert caplog.text.count("The project's whole quota is ours again") == 1
