@@ -9,8 +9,8 @@ queues (CPython's BaseEventLoop), and suits code that does no real I/O (use
 from __future__ import annotations
 
 import asyncio
-import heapq
 from collections.abc import Coroutine
+import heapq
 from typing import Any
 
 

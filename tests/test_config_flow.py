@@ -300,3 +300,58 @@ async def test_reconfigure_refuses_an_invalid_project_id(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_PROJECT_ID: "invalid_project_id"}
+
+
+def _fields(result: Any) -> dict[str, tuple[Any, Any]]:
+    """The form's fields: name -> (key, selector)."""
+    schema = result["data_schema"]
+    assert schema is not None
+    return {str(key.schema): (key, selector) for key, selector in schema.schema.items()}
+
+
+async def test_the_options_form_shows_each_option_with_its_range(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """Every option: its default, its range, step and unit as a box; the cameras by name, all
+    kept alive; what was typed is shown again with the error."""
+    result = await hass.config_entries.options.async_init(setup_integration.entry_id)
+    assert result["step_id"] == "init"
+    fields = _fields(result)
+    assert list(fields) == [*(option.name for option in USER_OPTIONS), CONF_CAMERAS]
+    for option in USER_OPTIONS:
+        key, selector = fields[option.name]
+        assert key.default() == option.default
+        expected: dict[str, Any] = {
+            "min": option.minimum,
+            "max": option.maximum,
+            "step": option.step,
+            "mode": "box",
+        }
+        if option.unit is not None:
+            expected["unit_of_measurement"] = option.unit
+        assert selector.config == expected
+    key, selector = fields[CONF_CAMERAS]
+    cameras = setup_integration.runtime_data.coordinator.cameras
+    labels = [option["label"] for option in selector.config["options"]]
+    assert labels == sorted(camera.name for camera in cameras.values())
+    assert sorted(key.description["suggested_value"]) == sorted(cameras)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**NEW_OPTIONS, "qpm": 2.25}
+    )
+    key, _ = _fields(result)["qpm"]
+    assert key.description["suggested_value"] == 2.25
+
+
+async def test_the_reconfigure_form_shows_the_project(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    result = await setup_integration.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    key, _ = _fields(result)[CONF_PROJECT_ID]
+    assert key.description["suggested_value"] == PROJECT_ID
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PROJECT_ID: "x/../y"}
+    )
+    assert result["step_id"] == "reconfigure"
+    key, _ = _fields(result)[CONF_PROJECT_ID]
+    assert key.description["suggested_value"] == "x/../y"

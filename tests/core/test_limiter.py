@@ -49,9 +49,14 @@ def test_device_window() -> None:
     assert window.ready_at("a", "EXTEND") == -math.inf  # the first call left the window
     window.record("a", "EXTEND")
     assert window.ready_at("a", "EXTEND") == 70
+    assert window.block("a", "STOP") == 60 + 30  # a slot of the window: 60 s / 2
+    assert window.block("b", "STOP") == 90
+    assert window.ready_at("a", "STOP") == 90
     window.forget("a")
     assert window.ready_at("a", "EXTEND") == -math.inf
     assert window.ready_at("a", "GENERATE") == -math.inf
+    assert window.ready_at("a", "STOP") == -math.inf  # its block is forgotten too
+    assert window.ready_at("b", "STOP") == 90  # the other device's is not
 
 
 def test_shared_quota_gives_way_to_another_app_and_comes_back() -> None:

@@ -518,10 +518,10 @@ def test_another_apps_use_is_logged_once_and_its_end_once(
 ) -> None:
     """A drop of our share is a warning once per episode; the whole quota back is info once."""
 
-    async def main() -> list[float]:
+    async def main() -> list[float | None]:
         clk = clock()
         queue = CommandQueue(clk, Settings(qpm=10))
-        rates: list[float] = []
+        rates: list[float | None] = []
 
         async def body() -> None:
             await queue.submit(CommandKind.EXTEND, "d", _refused(0, QuotaExceeded("429")))
@@ -539,7 +539,9 @@ def test_another_apps_use_is_logged_once_and_its_end_once(
 
     with caplog.at_level("INFO", logger="custom_components.nest_streams.core.queue"):
         rates = virtual(main())
+    assert rates[0] is not None
     assert rates[0] < 10
+    assert rates[1] is not None
     assert rates[1] < rates[0]
     assert rates[-1] == 10
     assert caplog.text.count("Another app uses this project's quota") == 1

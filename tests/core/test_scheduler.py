@@ -16,7 +16,7 @@ from custom_components.nest_streams.core.errors import (
     TransientError,
 )
 from custom_components.nest_streams.core.models import CameraInfo, StreamHandle, StreamState
-from custom_components.nest_streams.core.scheduler import OVER_CAPACITY
+from custom_components.nest_streams.core.scheduler import OVER_CAPACITY, StreamScheduler
 from custom_components.nest_streams.core.settings import Settings
 
 from .common import EPOCH, FakeClient, clock, make_scheduler, rtsp, virtual, webrtc
@@ -433,7 +433,7 @@ def test_a_viewer_whose_session_cannot_be_generated_gets_the_error_and_costs_no_
 
 
 def test_stop_closes_the_viewers_and_stops_their_sessions() -> None:
-    async def main() -> tuple[list[str | None], list[asyncio.Task[Any]]]:
+    async def main() -> tuple[list[str], list[asyncio.Task[Any]]]:
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk)
@@ -450,3 +450,77 @@ def test_stop_closes_the_viewers_and_stops_their_sessions() -> None:
     stopped, left = virtual(main())
     assert stopped == ["s1", "s2"]  # the camera's stream and the viewer's session
     assert left == []
+
+
+def test_a_drop_of_our_share_keeps_the_cameras_the_user_stopped_stopped() -> None:
+    """Admission runs again when another app takes part of the quota: with the same wishes."""
+
+    async def main() -> tuple[float, list[tuple[float, str]], StreamState]:
+        clk = clock()
+        client = FakeClient(clk)
+        client.script("a", "extend", QuotaExceeded("429"), QuotaExceeded("429"))
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp("a"), rtsp("b"), rtsp("c")], keep_alive=lambda c: c.name != "c")
+        await asyncio.sleep(400)
+        state = scheduler.statuses()["enterprises/p/devices/c"].state
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return scheduler.admission_qpm, client.ops("c"), state
+
+    admission, calls_of_c, state = virtual(main())
+    assert admission < 10  # the share dropped: admission ran again
+    assert calls_of_c == []
+    assert state is StreamState.STOPPED
+
+
+def test_commands_and_cameras_run_in_named_tasks() -> None:
+    """The tasks carry names (HA lists them by name): given factories are used for them."""
+
+    async def main() -> tuple[list[str], list[str], list[str]]:
+        clk = clock()
+        client = FakeClient(clk)
+        spawned: list[str] = []
+        commands: list[str] = []
+
+        def spawn(coro: Any, name: str) -> asyncio.Task[Any]:
+            spawned.append(name)
+            return asyncio.create_task(coro, name=name)
+
+        def spawn_command(coro: Any, name: str) -> asyncio.Task[Any]:
+            commands.append(name)
+            return asyncio.create_task(coro, name=name)
+
+        default_named = StreamScheduler(
+            client, clk, Settings(), on_change=lambda _: None, on_auth_failed=lambda: None
+        )
+        default_named.set_cameras([rtsp("d")])
+        names = [task.get_name() for task in asyncio.all_tasks()]
+        await default_named.stop(stop_streams=False)
+        scheduler = StreamScheduler(
+            client,
+            clk,
+            Settings(),
+            on_change=lambda _: None,
+            on_auth_failed=lambda: None,
+            spawn=spawn,
+            spawn_command=spawn_command,
+        )
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp("a"), webrtc("w")])
+        await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+        await asyncio.sleep(10)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return names, spawned, commands
+
+    names, spawned, commands = virtual(main())
+    assert "nest_streams camera enterprises/p/devices/d" in names
+    assert spawned[:2] == [
+        "nest_streams camera enterprises/p/devices/a",
+        "nest_streams camera enterprises/p/devices/w",
+    ]
+    assert spawned[2] == "enterprises/p/devices/w#viewer-1"
+    assert commands == ["sdm GENERATE", "sdm GENERATE"]

@@ -70,3 +70,13 @@ def test_user_options_are_settings() -> None:
     assert names <= set(Settings.__dataclass_fields__)
     for option in USER_OPTIONS:
         assert option.minimum <= option.default <= option.maximum
+
+
+def test_an_option_alone_is_taken_and_its_range_is_inclusive() -> None:
+    """Each option is read by its own name whatever else is set; both ends of a range are
+    valid values."""
+    last = USER_OPTIONS[-1]
+    assert getattr(Settings.from_options({last.name: last.maximum}), last.name) == last.maximum
+    for option in USER_OPTIONS:
+        assert option.parse(option.minimum) == option.minimum
+        assert option.parse(option.maximum) == option.maximum
