@@ -403,6 +403,32 @@ def test_a_replacement_goes_ahead_of_new_cameras() -> None:
     assert order[refused + 1] == "a"  # its replacement, before the queued new cameras
 
 
+def test_a_refused_extensions_replacement_is_due_when_the_old_stream_expires() -> None:
+    """Not sooner: a camera without any stream, out now, goes first."""
+
+    async def main() -> list[tuple[float, str, str]]:
+        clk = clock()
+        client = FakeClient(clk)
+        client.script("a", "extend", StreamGone("INVALID"))
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp("a")])
+        await asyncio.sleep(262)  # a's extension was refused at 260.76 s
+        scheduler.set_cameras([rtsp("a"), rtsp("n")])
+        await asyncio.sleep(30)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return [(round(c.at, 2), c.device, c.op) for c in client.calls]
+
+    calls = virtual(main())
+    assert [(device, op) for _, device, op in calls[1:]] == [
+        ("a", "extend"),
+        ("n", "generate"),  # due at 262 + 2 intervals
+        ("a", "generate"),  # due at 301 s, a's old expiry
+    ], calls
+
+
 def test_a_camera_without_stream_goes_ahead_of_extensions_that_can_wait() -> None:
     """Its generation competes by deadline (now + 2 intervals), not after every extension."""
 
@@ -491,6 +517,23 @@ def test_an_unanswered_extension_shows_the_old_stream_until_replaced() -> None:
     assert after.state is StreamState.RUNNING
     assert after.stream_url == "rtsps://host/a?auth=t2"
     assert after.consecutive_failures == 0
+
+
+def test_a_refused_replacement_of_an_unanswered_extension_keeps_the_old_stream() -> None:
+    """The replacement's generation is refused (404): a failure of the camera, which keeps
+    showing the old stream while it lasts (a refusal of the new one says nothing of it)."""
+
+    def script(client: FakeClient) -> None:
+        client.script("a", "extend", TransientError("timeout", maybe_executed=True))
+        client.script("a", "generate", None, StreamGone("404"))
+
+    client, _, (during,) = virtual(_scenario([rtsp("a")], script, [(268.5, _status("a"))]))
+    assert [op for _, op in client.ops("a")][:3] == ["generate", "extend", "generate"]
+    assert client.ops("a")[2][0] < 268.5
+    assert during.stream_url == "rtsps://host/a?auth=t1"
+    assert during.state is StreamState.RUNNING
+    assert during.consecutive_failures == 2
+    assert during.last_error == "404"
 
 
 def test_a_failed_extension_of_a_live_stream_stays_running_and_retries_in_time() -> None:

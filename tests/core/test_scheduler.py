@@ -329,9 +329,10 @@ class _QuotaFull(FakeClient):
 
 
 def test_a_camera_stopped_before_its_turn_spends_no_command() -> None:
-    """Its queued generation is withdrawn: a slot for nothing is a slot another camera lacks."""
+    """Its queued generation is withdrawn: a slot for nothing is a slot another camera lacks.
+    Started again, it runs."""
 
-    async def main() -> list[tuple[str, str]]:
+    async def main() -> tuple[list[tuple[str, str]], list[tuple[str, str]], StreamState]:
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk, Settings(qpm=1, extension_lead=60))
@@ -341,14 +342,20 @@ def test_a_camera_stopped_before_its_turn_spends_no_command() -> None:
         await asyncio.sleep(1)  # c1 generates, c2 and c3 wait a minute each
         scheduler.set_cameras(cams, keep_alive=lambda camera: camera.name != "c3")
         await asyncio.sleep(200)
+        before = [(call.device, call.op) for call in client.calls]
+        scheduler.set_cameras(cams)  # started again: its state machine still runs
+        await asyncio.sleep(200)
+        state = scheduler.statuses()["enterprises/p/devices/c3"].state
         await scheduler.stop(stop_streams=False)
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
-        return [(call.device, call.op) for call in client.calls]
+        return before, [(call.device, call.op) for call in client.calls], state
 
-    calls = virtual(main())
-    assert ("c3", "generate") not in calls
-    assert ("c2", "generate") in calls
+    before, calls, state = virtual(main())
+    assert ("c3", "generate") not in before
+    assert ("c2", "generate") in before
+    assert ("c3", "generate") in calls
+    assert state is StreamState.RUNNING
 
 
 def test_a_camera_whose_hourly_budget_is_spent_says_so_and_waits() -> None:

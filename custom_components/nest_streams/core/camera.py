@@ -228,19 +228,20 @@ class CameraStream:
                 deadline=handle.expires_at,
             )
         else:
+            # Every generation is urgent. A replacement is due when the stream it replaces
+            # expires; a camera without stream (lost, or not started yet) is out now: it goes
+            # ahead of extensions with slack, after those about to expire (losing them costs
+            # more); a viewer waits for its session: first.
             offer = self._offer_sdp
-            replacing = handle.expires_at if handle else self._replacing_until
-            if replacing is None or replacing <= now:
-                # A camera without stream (lost, or not started yet) is out now: it goes ahead
-                # of extensions with slack, after those about to expire (losing them costs
-                # more); a viewer waits for its session: first.
-                replacing = now if self._urgent_start else now + 2 * self.settings.interval
+            deadline = handle.expires_at if handle else self._replacing_until
+            if deadline is None or deadline <= now:
+                deadline = now if self._urgent_start else now + 2 * self.settings.interval
             future = self._queue.submit(
                 kind,
                 camera.device_id,
                 lambda: self._client.generate(camera, offer),
-                deadline=now if replacing is None else replacing,
-                urgent=replacing is not None,
+                deadline=deadline,
+                urgent=True,
             )
         self._on_change(self)
         self._queued = future
@@ -278,8 +279,7 @@ class CameraStream:
                 _LOGGER.debug("%s: extension unanswered (%s); replacing", self.camera.name, err)
                 self._failures += 1
                 self._last_error = str(err)
-                self._orphan = handle
-                self._on_change(self)
+                self._orphan = handle  # the next step queues its replacement (and reports)
                 return
             self._failure(err)
             return
