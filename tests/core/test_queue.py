@@ -218,6 +218,7 @@ def test_expired_extension_spends_no_slot() -> None:
     # "b" would get the next slot at 6.06 s, after its stream expired at 3 s: refused locally.
     assert [name for name, _ in log] == ["a"]
     assert isinstance(error, StreamGone)
+    assert str(error) == "the stream expired before its turn"  # the camera's last error
 
 
 def test_cancelled_submission_is_withdrawn() -> None:
@@ -254,6 +255,7 @@ def test_stop_fails_pending_and_leaves_no_task() -> None:
 
     results = virtual(main())
     assert all(isinstance(result, QueueStopped) for result in results)
+    assert {str(result) for result in results} == {"the command queue is stopped"}
 
 
 def test_flush_stops_runs_stops_paced_within_the_grace() -> None:
@@ -277,6 +279,7 @@ def test_flush_stops_runs_stops_paced_within_the_grace() -> None:
     assert log == [("stop0", 0.0), ("stop1", 6.06)]
     assert results[:2] == [None, None]
     assert all(isinstance(error, QueueStopped) for error in results[2:])
+    assert str(results[2]) == "no quota left before unloading"
     assert stats.stops == 2
 
 

@@ -11,6 +11,7 @@ import pytest
 from custom_components.nest_streams.core.clock import LoopClock
 from custom_components.nest_streams.core.errors import (
     CommandFailed,
+    ExtendUnsupported,
     OverCapacity,
     QuotaExceeded,
     TransientError,
@@ -531,3 +532,53 @@ def test_commands_and_cameras_run_in_named_tasks() -> None:
     ]
     assert spawned[2] == "enterprises/p/devices/w#viewer-1"
     assert commands == ["sdm GENERATE", "sdm GENERATE"]
+
+
+def test_a_full_project_is_logged_once_per_change(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        clk = clock()
+        scheduler = make_scheduler(FakeClient(clk), clk, Settings(qpm=1, extension_lead=60))
+        cams = [rtsp(f"c{i}") for i in range(4)]
+        scheduler.set_cameras(cams[:3])  # room for 3: nothing to say
+        scheduler.set_cameras(cams)
+        scheduler.set_cameras(cams)  # the same camera left out: said already
+        scheduler.set_cameras([*cams, rtsp("c4")])
+        await scheduler.stop(stop_streams=False)
+
+    virtual(main())
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "1 cameras need more commands than 1 per minute allow; not kept alive: "
+        "enterprises/p/devices/c3",
+        "2 cameras need more commands than 1 per minute allow; not kept alive: "
+        "enterprises/p/devices/c3, enterprises/p/devices/c4",
+    ]
+
+
+def test_what_a_viewer_learned_survives_a_new_camera_list() -> None:
+    """A battery camera refused an extension of a viewer's session: a re-read device list
+    (with the saved set, which does not hold it yet) does not make the scheduler forget it."""
+
+    async def main() -> tuple[set[str], set[str]]:
+        clk = clock()
+        client = FakeClient(clk)
+        client.script("bat", "extend", ExtendUnsupported("Command not supported for camera."))
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        cams = [webrtc("bat"), webrtc("w")]
+        scheduler.set_cameras(cams, cannot_extend={"enterprises/p/devices/w"})
+        key, _ = await scheduler.open_viewer("enterprises/p/devices/bat", "v=0\r\n")
+        await asyncio.sleep(300)
+        scheduler.close_viewer(key)
+        learned = scheduler.cannot_extend()
+        scheduler.set_cameras(cams, cannot_extend={"enterprises/p/devices/w"})
+        after = scheduler.cannot_extend()
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return learned, after
+
+    learned, after = virtual(main())
+    both = {"enterprises/p/devices/bat", "enterprises/p/devices/w"}
+    assert learned == both
+    assert after == both
