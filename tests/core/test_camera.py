@@ -670,3 +670,77 @@ def test_a_running_camera_shows_when_its_next_extension_is_due() -> None:
     assert running.state is StreamState.RUNNING
     # Expiry at 301 s, less the lead: 15 s plus 4 command intervals of 6.06 s.
     assert running.next_action_at == pytest.approx(EPOCH + 301 - 15 - 4 * 6.06)
+
+
+def test_a_stream_its_camera_may_not_extend_in_time_is_replaced_in_time() -> None:
+    """Five failed extensions within the minute: Google's per-device limit lets the sixth go
+    only after the stream expired. It is not waited for: the stream is replaced before it
+    expires (a generation is another command), and the camera never shows an expired stream."""
+
+    def script(client: FakeClient) -> None:
+        client.script("a", "extend", *[TransientError("503")] * 8)
+        client.script("a", "generate", None, 1.0)  # the new stream takes 1 s
+
+    client, _, (during, after) = virtual(
+        _scenario(
+            [rtsp("a")],
+            script,
+            [(296, _status("a")), (7, _status("a"))],
+            config=Settings(max_failures=20),
+        )
+    )
+    ops = client.ops("a")
+    assert [op for _, op in ops] == ["generate", *["extend"] * 5, "generate"]
+    assert ops[-1][0] < 300 - 1  # before the old stream expires, 1 s to spare
+    assert during.state is StreamState.RUNNING  # the old stream plays until replaced
+    assert during.stream_url == "rtsps://host/a?auth=t1"
+    assert after.state is StreamState.RUNNING
+    assert after.stream_url == "rtsps://host/a?auth=t2"
+    assert after.expires_at > EPOCH + 300
+
+
+def test_a_restored_stream_of_a_stopped_camera_is_stopped_at_google() -> None:
+    """Saved by the last run, but the user stopped the camera: it is not left running."""
+
+    async def main() -> list[StreamHandle]:
+        clk = clock()
+        client = FakeClient(clk)
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        saved = StreamHandle(StreamProtocol.RTSP, clk.now() + 200, "rtsps://h/s", "e")
+        scheduler.set_cameras(
+            [rtsp("s")],
+            keep_alive=lambda _: False,
+            restored={"enterprises/p/devices/s": saved},
+        )
+        await asyncio.sleep(30)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return client.stopped
+
+    assert [stream.url for stream in virtual(main())] == ["rtsps://h/s"]
+
+
+def test_each_cameras_stop_counts_against_its_own_device() -> None:
+    """Google's per-device limit (5 a minute per device and command) is per camera: six
+    cameras restarted at once are all stopped within the minute."""
+
+    async def main() -> list[float]:
+        clk = clock()
+        client = FakeClient(clk)
+        scheduler = make_scheduler(client, clk, Settings(qpm=30))
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp(f"c{i}") for i in range(6)])
+        await asyncio.sleep(100)
+        for i in range(6):
+            scheduler.stream(f"enterprises/p/devices/c{i}").restart()
+        await asyncio.sleep(100)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return [call.at for call in client.calls if call.op == "stop"]
+
+    stops = virtual(main())
+    assert len(stops) == 6
+    assert max(stops) - 100 < 60

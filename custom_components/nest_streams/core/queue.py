@@ -223,6 +223,15 @@ class CommandQueue:
                 self._devices.ready_at(entry.device_id, entry.kind.name),
                 self._budget.ready_at(entry.device_id, DeviceWindow.ANY),
             )
+            if entry.kind is CommandKind.EXTEND and ready_at >= mono + entry.deadline - now:
+                # Its device may not send again before the stream expires (Google's limit
+                # per device and command): say so now, so its replacement goes out in time.
+                self._heap.remove(entry)
+                heapq.heapify(self._heap)
+                entry.future.set_exception(
+                    StreamGone("the stream expires before its camera may be extended again")
+                )
+                continue
             if ready_at <= mono:
                 self._heap.remove(entry)
                 heapq.heapify(self._heap)
