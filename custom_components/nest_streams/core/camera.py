@@ -87,7 +87,8 @@ class CameraStream:
         self._queued: asyncio.Future[StreamHandle] | None = None
         """The command queued last (withdrawn when the camera is stopped before its turn)."""
         self._stop_at_google = True
-        """Whether stopping the camera stops its stream at Google (else it is left to expire)."""
+        """Whether stopping the camera stops its stream at Google (else it is left to expire);
+        set by every `stop`, read only while stopped."""
         self._orphan: StreamHandle | None = None
         """A stream whose extension went unanswered: replaced, then stopped once its successor
         runs (while it lasts it is still the camera's stream)."""
@@ -136,7 +137,6 @@ class CameraStream:
     def start(self) -> None:
         """Keep the stream alive (again); a degraded camera is retried now."""
         self._enabled = True
-        self._stop_at_google = True
         self._retry_at = None
         self._wake.set()
 
@@ -155,7 +155,6 @@ class CameraStream:
         self._failures = 0
         self._retry_at = None
         self._enabled = True
-        self._stop_at_google = True
         self._set_state(StreamState.STARTING)
         self._wake.set()
 
@@ -323,9 +322,9 @@ class CameraStream:
             last_chance = handle.expires_at - now - self._lead() / 2
             delay = max(1.0, min(delay, last_chance))
         elif isinstance(err, TransientError) and (self._lapsed or handle is not None):
-            self._lapsed = True  # its stream expired meanwhile
-            # A camera that lost its stream is out until a generation succeeds: a passing
-            # error (5xx, no answer) is retried soon; a lasting one still ends in degraded.
+            # Its stream expired meanwhile (the next step counts it lapsed). A camera that lost
+            # its stream is out until a generation succeeds: a passing error (5xx, no answer)
+            # is retried soon; a lasting one still ends in degraded.
             delay = min(delay, 2 * self.settings.interval)
         self._retry_at = mono + delay
         # Forced: the failure count and error changed even when the state did not.
