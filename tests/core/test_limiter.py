@@ -109,3 +109,15 @@ def test_shared_quota_never_goes_below_its_floor() -> None:
         share.refused(ours_last_minute=0)
         clock.advance(60)
     assert (share.rate, share.admission) == (1.0, 1.0)
+
+
+def test_shared_quota_thresholds_are_inclusive() -> None:
+    """Exactly `share_detect` calls a minute that are not ours suggest another app; a second
+    refusal exactly `share_confirm` seconds after the first confirms it."""
+    clock = ManualClock(0)
+    settings = Settings(qpm=9.5)
+    share = SharedQuota(clock, settings)
+    assert share.refused(ours_last_minute=8) is False  # 1.5 not ours: heard, unconfirmed
+    clock.advance(settings.share_confirm)
+    assert share.refused(ours_last_minute=8) is True
+    assert share.rate < 9.5

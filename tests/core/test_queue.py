@@ -549,3 +549,51 @@ def test_another_apps_use_is_logged_once_and_its_end_once(
     assert rates[-1] == 10
     assert caplog.text.count("Another app uses this project's quota") == 1
     assert caplog.text.count("The project's whole quota is ours again") == 1
+
+
+def test_a_command_submitted_just_before_its_slot_waits_for_it() -> None:
+    async def main() -> list[float]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        log: list[tuple[str, float]] = []
+
+        async def body() -> None:
+            await queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "a"))
+            await asyncio.sleep(5.5)  # the next slot is at 6.06 s
+            await queue.submit(CommandKind.EXTEND, "b", _recorder(log, clk, "b"))
+
+        await _with_worker(queue, body())
+        return [at for _, at in log]
+
+    assert virtual(main()) == [0, 6.06]
+
+
+def test_a_withdrawn_command_does_not_hold_up_the_ones_behind_it() -> None:
+    """The most urgent command's device must wait (its per-device window is full); behind it a
+    withdrawn one, behind that one another device's command, which goes at once."""
+
+    async def main() -> list[tuple[str, float]]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=60, per_device_qpm=5))
+        log: list[tuple[str, float]] = []
+        for i in range(5):
+            queue.submit(CommandKind.EXTEND, "full", _recorder(log, clk, f"f{i}"), EPOCH + 500)
+
+        async def body() -> None:
+            await asyncio.sleep(10)  # five of "full" went out
+            waiting = queue.submit(
+                CommandKind.EXTEND, "full", _recorder(log, clk, "f5"), EPOCH + 100
+            )
+            withdrawn = queue.submit(
+                CommandKind.EXTEND, "gone", _recorder(log, clk, "gone"), EPOCH + 101
+            )
+            other = queue.submit(
+                CommandKind.EXTEND, "other", _recorder(log, clk, "other"), EPOCH + 102
+            )
+            queue.withdraw(withdrawn)
+            await asyncio.gather(waiting, other)
+
+        await _with_worker(queue, body())
+        return log[5:]
+
+    assert virtual(main()) == [("other", 10.0), ("f5", 60.0)]
