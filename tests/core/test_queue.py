@@ -200,6 +200,7 @@ def test_timeout_and_errors_reach_the_submitter() -> None:
     slow, bad, stats = virtual(main())
     assert isinstance(slow, TransientError)
     assert slow.maybe_executed
+    assert str(slow) == "no answer within 5 s"  # the camera's last error
     assert isinstance(bad, ValueError)
     assert stats.failed == 2
 
@@ -597,3 +598,27 @@ def test_a_withdrawn_command_does_not_hold_up_the_ones_behind_it() -> None:
         return log[5:]
 
     assert virtual(main()) == [("other", 10.0), ("f5", 60.0)]
+
+
+def test_a_stop_refused_for_quota_while_unloading_is_not_retried() -> None:
+    """Flushing the stops, a 429 ends that stop (its stream expires at Google anyway): no
+    back-off holds up the unload, and a submission after the stop is refused."""
+
+    async def main() -> tuple[list[str], BaseException | None, BaseException | None, Any]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        log: list[tuple[str, float]] = []
+        refused = queue.submit(CommandKind.STOP, "a", _refused(5, QuotaExceeded("429")), None)
+        queue.submit(CommandKind.STOP, "b", _recorder(log, clk, "b"))
+        await queue.flush_stops(30)
+        await queue.stop()
+        late = queue.submit(CommandKind.STOP, "c", _recorder(log, clk, "c"))
+        return [name for name, _ in log], refused.exception(), late.exception(), queue.stats()
+
+    names, refused, late, stats = virtual(main())
+    assert isinstance(refused, QueueStopped)
+    assert str(refused) == "refused for quota while stopping"
+    assert isinstance(late, QueueStopped)
+    assert str(late) == "the command queue is stopped"
+    assert names == ["b"]
+    assert stats.quota_rejections == 1
