@@ -660,7 +660,7 @@ def test_every_outcome_is_reported_when_it_happens() -> None:
     assert [s.last_error for s in outcomes] == ["500", "500", None, None, None]
     assert [s.last_extension is not None for s in outcomes] == [False] * 3 + [True] * 2
     assert len({s.expires_at for s in outcomes[2:]}) == 3  # each extension pushes its expiry
-    assert None in keys  # the queue's statistics changed
+    assert keys.count(None) > len(ops)  # the queue's statistics changed with each command
 
 
 def test_a_running_camera_shows_when_its_next_extension_is_due() -> None:
