@@ -494,6 +494,8 @@ def test_a_429_storm_is_logged_once_and_shown_in_the_statistics(
         during: list[Any] = []
 
         async def body() -> Any:
+            await queue.submit(CommandKind.GENERATE, "z", _refused(0, QuotaExceeded("429")))
+            await asyncio.sleep(30)
             first = queue.submit(CommandKind.GENERATE, "a", _refused(3, QuotaExceeded("429")))
             second = queue.submit(CommandKind.GENERATE, "b", _refused(0, QuotaExceeded("429")))
             await asyncio.sleep(1)
@@ -508,13 +510,17 @@ def test_a_429_storm_is_logged_once_and_shown_in_the_statistics(
 
     with caplog.at_level("DEBUG", logger="custom_components.nest_streams.core.queue"):
         during, after = virtual(main())
-    assert during.backoff_until == pytest.approx(EPOCH + 12.12)
+    assert during.backoff_until - EPOCH == pytest.approx(30 + 12.12)
     assert during.depth == 2
     assert after.backoff_until is None
     assert after.depth == 1
+    queue_log = [r for r in caplog.records if r.name.endswith("core.queue")]
+    assert queue_log[0].levelname == "WARNING"  # the storm's first refusal
+    assert "quota was exceeded" in queue_log[0].getMessage()
     assert caplog.text.count("quota was exceeded") == 1
     assert caplog.text.count("429 again") == 2
-    assert caplog.text.count("accepts commands again after 3 refusals") == 1
+    assert caplog.text.count("accepts commands again") == 1  # not after every command
+    assert "accepts commands again after 3 refusals" in caplog.text
 
 
 def test_another_apps_use_is_logged_once_and_its_end_once(

@@ -582,3 +582,28 @@ def test_what_a_viewer_learned_survives_a_new_camera_list() -> None:
     both = {"enterprises/p/devices/bat", "enterprises/p/devices/w"}
     assert learned == both
     assert after == both
+
+
+def test_a_camera_that_leaves_is_forgotten_by_the_queue() -> None:
+    """Its hourly budget goes with it (a camera added again later starts afresh)."""
+
+    async def main() -> tuple[float | None, float | None]:
+        clk = clock()
+        client = FakeClient(clk)
+        for _ in range(3):
+            client.script("c1", "generate", TransientError("503"))
+        scheduler = make_scheduler(client, clk, Settings(device_calls_per_hour=3, retry_base=1))
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp("c1"), rtsp("c2")])
+        await asyncio.sleep(120)
+        spent = scheduler.queue.budget_spent_until("enterprises/p/devices/c1")
+        scheduler.set_cameras([rtsp("c2")])
+        after = scheduler.queue.budget_spent_until("enterprises/p/devices/c1")
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return spent, after
+
+    spent, after = virtual(main())
+    assert spent is not None
+    assert after is None
