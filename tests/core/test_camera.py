@@ -745,3 +745,17 @@ def test_each_cameras_stop_counts_against_its_own_device() -> None:
     stops = virtual(main())
     assert len(stops) == 6
     assert max(stops) - 100 < 60
+
+
+def test_a_refused_extensions_replacement_retries_a_passing_error_soon() -> None:
+    """The camera lost its stream: its replacement's 503s are retried after two intervals,
+    not after the growing back-off."""
+
+    def script(client: FakeClient) -> None:
+        client.script("a", "extend", StreamGone("INVALID"))
+        client.script("a", "generate", None, TransientError("503"), TransientError("503"))
+
+    client, _, _ = virtual(_scenario([rtsp("a")], script, [(400, None)]))
+    generations = [at for at, op in client.ops("a") if op == "generate"]
+    assert len(generations) == 4
+    assert generations[3] - generations[2] == pytest.approx(2 * 6.06)  # not 20 s
