@@ -628,3 +628,17 @@ def test_a_stop_refused_for_quota_while_unloading_is_not_retried() -> None:
     assert str(late) == "the command queue is stopped"
     assert names == ["b"]
     assert stats.quota_rejections == 1
+
+
+def test_a_command_behind_an_expired_extension_still_goes() -> None:
+    async def main() -> list[tuple[str, float]]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        log: list[tuple[str, float]] = []
+        first = queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "a"), EPOCH + 2)
+        late = queue.submit(CommandKind.EXTEND, "b", _recorder(log, clk, "b"), EPOCH + 3)
+        after = queue.submit(CommandKind.GENERATE, "c", _recorder(log, clk, "c"))
+        await _with_worker(queue, asyncio.wait([first, late, after]))
+        return log
+
+    assert virtual(main()) == [("a", 0.0), ("c", 6.06)]

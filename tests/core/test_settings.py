@@ -80,3 +80,10 @@ def test_an_option_alone_is_taken_and_its_range_is_inclusive() -> None:
     for option in USER_OPTIONS:
         assert option.parse(option.minimum) == option.minimum
         assert option.parse(option.maximum) == option.maximum
+
+
+def test_an_invalid_option_does_not_hide_the_ones_after_it() -> None:
+    first, last = USER_OPTIONS[0], USER_OPTIONS[-1]
+    settings = Settings.from_options({first.name: "not a number", last.name: last.maximum})
+    assert getattr(settings, first.name) == first.default
+    assert getattr(settings, last.name) == last.maximum
