@@ -519,6 +519,21 @@ def test_an_unanswered_extension_shows_the_old_stream_until_replaced() -> None:
     assert after.consecutive_failures == 0
 
 
+def test_an_unanswered_extension_after_a_failed_one_counts_both() -> None:
+    def script(client: FakeClient) -> None:
+        client.script(
+            "a", "extend", TransientError("503"), TransientError("timeout", maybe_executed=True)
+        )
+        client.script("a", "generate", None, 4.0)  # the replacement takes 4 s
+
+    client, _, (during,) = virtual(_scenario([rtsp("a")], script, [(278, _status("a"))]))
+    ops = client.ops("a")
+    assert [op for _, op in ops][:4] == ["generate", "extend", "extend", "generate"]
+    assert ops[3][0] < 278 < ops[3][0] + 4  # sampled while the replacement is generated
+    assert during.consecutive_failures == 2
+    assert during.last_error == "timeout"
+
+
 def test_a_refused_replacement_of_an_unanswered_extension_keeps_the_old_stream() -> None:
     """The replacement's generation is refused (404): a failure of the camera, which keeps
     showing the old stream while it lasts (a refusal of the new one says nothing of it)."""
@@ -682,11 +697,11 @@ def test_a_stream_its_camera_may_not_extend_in_time_is_replaced_in_time() -> Non
         client.script("a", "extend", *[TransientError("503")] * 8)
         client.script("a", "generate", None, 1.0)  # the new stream takes 1 s
 
-    client, _, (during, after) = virtual(
+    client, _, (during, replacing, after) = virtual(
         _scenario(
             [rtsp("a")],
             script,
-            [(296, _status("a")), (7, _status("a"))],
+            [(296, _status("a")), (3, _status("a")), (4, _status("a"))],
             config=Settings(max_failures=20),
         )
     )
@@ -695,6 +710,8 @@ def test_a_stream_its_camera_may_not_extend_in_time_is_replaced_in_time() -> Non
     assert ops[-1][0] < 300 - 1  # before the old stream expires, 1 s to spare
     assert during.state is StreamState.RUNNING  # the old stream plays until replaced
     assert during.stream_url == "rtsps://host/a?auth=t1"
+    assert ops[-1][0] < 299 < ops[-1][0] + 1  # `replacing` is sampled while it is generated
+    assert replacing.last_error == "the stream expires before its camera may be extended again"
     assert after.state is StreamState.RUNNING
     assert after.stream_url == "rtsps://host/a?auth=t2"
     assert after.expires_at > EPOCH + 300
