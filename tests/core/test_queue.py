@@ -642,3 +642,34 @@ def test_a_command_behind_an_expired_extension_still_goes() -> None:
         return log
 
     assert virtual(main()) == [("a", 0.0), ("c", 6.06)]
+
+
+def test_a_command_behind_an_extension_its_device_may_not_send_in_time_still_goes() -> None:
+    """The most urgent extension's device may send again only after the stream expires: it
+    fails at once, and another device's command behind it goes in the same slot."""
+
+    async def main() -> tuple[list[tuple[str, float]], float, BaseException | None]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=60, per_device_qpm=5))
+        log: list[tuple[str, float]] = []
+        for i in range(5):
+            queue.submit(CommandKind.EXTEND, "full", _recorder(log, clk, f"f{i}"), EPOCH + 500)
+
+        async def body() -> tuple[float, BaseException | None]:
+            await asyncio.sleep(10)  # five of "full" went out; its next one may go at 60 s
+            doomed = queue.submit(
+                CommandKind.EXTEND, "full", _recorder(log, clk, "f5"), EPOCH + 30
+            )
+            other = queue.submit(CommandKind.GENERATE, "other", _recorder(log, clk, "other"))
+            await asyncio.wait([doomed])
+            failed_at = clk.now() - EPOCH
+            await other
+            return failed_at, doomed.exception()
+
+        failed_at, error = await _with_worker(queue, body())
+        return log[5:], failed_at, error
+
+    log, failed_at, error = virtual(main())
+    assert log == [("other", 10.0)]
+    assert failed_at == 10.0
+    assert isinstance(error, StreamGone)
