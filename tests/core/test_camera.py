@@ -688,6 +688,46 @@ def test_a_running_camera_shows_when_its_next_extension_is_due() -> None:
     assert running.next_action_at - EPOCH == pytest.approx(301 - 15 - 4 * 6.06)
 
 
+def test_a_camera_whose_command_is_under_way_shows_no_next_action() -> None:
+    """Once its extension is queued the due time is past: the camera shows none."""
+    _, _, (extending,) = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "extend", 3.0),  # the extension takes 3 s
+            [(262, _status("a"))],  # sent at 260.76 s
+        )
+    )
+    assert extending.state is StreamState.RUNNING
+    assert extending.next_action_at is None
+
+
+def test_an_unanswered_extensions_replacement_is_due_when_the_old_stream_expires() -> None:
+    """As for a refused extension: the old stream plays on, a camera without any stream goes
+    first."""
+
+    async def main() -> list[tuple[str, str]]:
+        clk = clock()
+        client = FakeClient(clk)
+        client.script("a", "extend", TransientError("timeout", maybe_executed=True))
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        scheduler.set_cameras([rtsp("a")])
+        await asyncio.sleep(262)  # a's extension went unanswered at 260.76 s
+        scheduler.set_cameras([rtsp("a"), rtsp("n")])
+        await asyncio.sleep(30)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return [(c.device, c.op) for c in client.calls]
+
+    calls = virtual(main())
+    assert calls[1:4] == [
+        ("a", "extend"),
+        ("n", "generate"),  # due at 262 s + 2 intervals
+        ("a", "generate"),  # due at 301 s, a's old expiry
+    ], calls
+
+
 def test_a_stream_its_camera_may_not_extend_in_time_is_replaced_in_time() -> None:
     """Five failed extensions within the minute: Google's per-device limit lets the sixth go
     only after the stream expired. It is not waited for: the stream is replaced before it
