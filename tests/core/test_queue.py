@@ -657,9 +657,7 @@ def test_a_command_behind_an_extension_its_device_may_not_send_in_time_still_goe
 
         async def body() -> tuple[float, BaseException | None]:
             await asyncio.sleep(10)  # five of "full" went out; its next one may go at 60 s
-            doomed = queue.submit(
-                CommandKind.EXTEND, "full", _recorder(log, clk, "f5"), EPOCH + 30
-            )
+            doomed = queue.submit(CommandKind.EXTEND, "full", _recorder(log, clk, "f5"), EPOCH + 30)
             other = queue.submit(CommandKind.GENERATE, "other", _recorder(log, clk, "other"))
             await asyncio.wait([doomed])
             failed_at = clk.now() - EPOCH
