@@ -16,7 +16,12 @@ from custom_components.nest_streams.core.errors import (
     QuotaExceeded,
     TransientError,
 )
-from custom_components.nest_streams.core.models import CameraInfo, StreamHandle, StreamState
+from custom_components.nest_streams.core.models import (
+    CameraInfo,
+    StreamHandle,
+    StreamState,
+    StreamStatus,
+)
 from custom_components.nest_streams.core.scheduler import OVER_CAPACITY, StreamScheduler
 from custom_components.nest_streams.core.settings import Settings
 
@@ -279,7 +284,9 @@ def test_admission_follows_our_share_of_a_quota_another_app_uses() -> None:
     and left to expire rather than stopped with quota they lack); once it is quiet the
     cameras come back a few at a time."""
 
-    async def main() -> tuple[list[tuple[float, int]], list[str], set[str], float | None]:
+    async def main() -> tuple[
+        list[tuple[float, int]], list[str], list[StreamStatus], set[str], set[str], float | None
+    ]:
         clk = clock()
         client = _QuotaFull(clk, start=540, end=800)
         scheduler = make_scheduler(client, clk, Settings(qpm=10))
@@ -288,26 +295,35 @@ def test_admission_follows_our_share_of_a_quota_another_app_uses() -> None:
         scheduler.set_cameras(cams)
         await asyncio.sleep(530)
         over: list[tuple[float, int]] = []
-        stopped_at_google = set()
+        dropped: list[str] = []
+        statuses: list[StreamStatus] = []
+        held: set[str] = set()
         for _ in range(50 * 6):
             await asyncio.sleep(10)
             if not over or over[-1][1] != len(scheduler.over_capacity):
                 over.append((round(clk.now() - EPOCH), len(scheduler.over_capacity)))
-            if len(over) == 2:
+            if len(over) == 2 and not dropped:
                 dropped = [d.rsplit("/", 1)[-1] for d in scheduler.over_capacity]
+                statuses = [scheduler.statuses()[d] for d in scheduler.over_capacity]
+                held = {d.rsplit("/", 1)[-1] for d in scheduler.handles()}
         stopped_at_google = {c.device for c in client.calls if c.op == "stop"}
         effective = scheduler.stats().effective_qpm
         await scheduler.stop(stop_streams=False)
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
-        return over, dropped, stopped_at_google, effective
+        return over, dropped, statuses, held, stopped_at_google, effective
 
-    over, dropped, stopped_at_google, effective = virtual(main())
+    over, dropped, statuses, held, stopped_at_google, effective = virtual(main())
     assert over[0][1] == 0
     # 429s for 4 minutes: two drops (7.5, then 6 a minute; admission 1.5 under it, 4.5: room
     # for 20 of the 26 cameras); the last names leave.
     assert over[1][1] == 6
     assert dropped == ["c21", "c22", "c23", "c24", "c25", "c26"]
+    # Each shows why, holds no stream any more (none is saved), and none was stopped at Google.
+    assert {(s.state, s.last_error, s.stream_url) for s in statuses} == {
+        (StreamState.STOPPED, OVER_CAPACITY, None)
+    }
+    assert held == {f"c{i:02d}" for i in range(1, 21)}
     assert not stopped_at_google
     # Quiet for 30 minutes: they come back a step (0.5 a minute) at a time, all of them.
     assert all(earlier - later <= 3 for (_, earlier), (_, later) in itertools.pairwise(over[1:]))
