@@ -671,3 +671,34 @@ def test_a_command_behind_an_extension_its_device_may_not_send_in_time_still_goe
     assert log == [("other", 10.0)]
     assert failed_at == 10.0
     assert isinstance(error, StreamGone)
+
+
+def test_a_command_refused_after_its_minute_passed_is_retried() -> None:
+    """Google's 429 for a slow command arrives after the command left the last minute's count
+    (pruned by a statistics read meanwhile): it is put back and goes through."""
+
+    async def main() -> tuple[str, float]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10, command_timeout=120))
+        refusals = 1
+
+        async def slow_then_refused() -> str:
+            nonlocal refusals
+            if refusals:
+                refusals -= 1
+                await asyncio.sleep(70)
+                raise QuotaExceeded("429")
+            return "ok"
+
+        async def body() -> str:
+            future = queue.submit(CommandKind.EXTEND, "a", slow_then_refused, EPOCH + 600)
+            await asyncio.sleep(65)
+            assert queue.stats().commands_last_minute == 0  # its send time is pruned
+            return await asyncio.wait_for(future, 120)
+
+        result = await _with_worker(queue, body())
+        return result, clk.now() - EPOCH
+
+    result, done_at = virtual(main())
+    assert result == "ok"
+    assert 70 < done_at < 90
