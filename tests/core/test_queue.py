@@ -284,17 +284,29 @@ def test_flush_stops_runs_stops_paced_within_the_grace() -> None:
     assert stats.stops == 2
 
 
-def test_flush_stops_gives_up_on_a_hung_stop() -> None:
-    async def main() -> BaseException | None:
+def test_flush_stops_gives_up_on_a_hung_stop_when_its_grace_ends() -> None:
+    """Late in the queue's life (its clock far from zero): the first stop goes, the second one
+    hangs and is given up exactly when the grace ends, not a moment later."""
+
+    async def main() -> tuple[list[tuple[str, float]], float, list[BaseException | None]]:
         clk = clock()
         queue = CommandQueue(clk, Settings(qpm=10, command_timeout=60))
         log: list[tuple[str, float]] = []
-        hung = queue.submit(CommandKind.STOP, "h", _recorder(log, clk, "hung", 30))
-        await queue.flush_stops(5)
+        await asyncio.sleep(100)
+        stops = [
+            queue.submit(CommandKind.STOP, "a", _recorder(log, clk, "a")),
+            queue.submit(CommandKind.STOP, "h", _recorder(log, clk, "hung", 30)),
+        ]
+        await queue.flush_stops(6.5)
+        flushed_at = clk.now() - EPOCH
         await queue.stop()
-        return hung.exception()
+        return log, flushed_at, [f.exception() for f in stops]
 
-    assert isinstance(virtual(main()), QueueStopped)
+    log, flushed_at, (first, hung) = virtual(main())
+    assert log == [("a", 100.0), ("hung", 106.06)]
+    assert round(flushed_at, 2) == 106.5
+    assert first is None
+    assert isinstance(hung, QueueStopped)
 
 
 def test_stats_count_kinds_and_last_minute() -> None:
@@ -702,3 +714,22 @@ def test_a_command_refused_after_its_minute_passed_is_retried() -> None:
     result, done_at = virtual(main())
     assert result == "ok"
     assert 70 < done_at < 90
+
+
+def test_a_command_goes_the_moment_its_device_may_send_again() -> None:
+    """The queue sleeps until the device's window opens, however short the wait."""
+
+    async def main() -> list[tuple[str, float]]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=600, per_device_qpm=1))
+        log: list[tuple[str, float]] = []
+
+        async def body() -> None:
+            await queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "first"))
+            await asyncio.sleep(59.5)  # its device may send again at 60 s
+            await queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "second"))
+
+        await _with_worker(queue, body())
+        return log
+
+    assert virtual(main()) == [("first", 0.0), ("second", 60.0)]
