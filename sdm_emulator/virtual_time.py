@@ -17,10 +17,10 @@ from typing import Any
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """A selector loop with virtual time."""
 
-    def __init__(self) -> None:
-        """Start virtual time at 0."""
+    def __init__(self, start: float = 0.0) -> None:
+        """Start virtual time at `start` (0 by default)."""
         super().__init__()
-        self._virtual_now = 0.0
+        self._virtual_now = start
 
     def time(self) -> float:
         """Virtual time."""
@@ -41,9 +41,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         super()._run_once()  # type: ignore[misc]
 
 
-def run_virtual[T](main: Coroutine[Any, Any, T]) -> T:
-    """Run `main` to completion on a new virtual-time loop."""
-    loop = VirtualTimeLoop()
+def run_virtual[T](main: Coroutine[Any, Any, T], *, start: float = 0.0) -> T:
+    """Run `main` to completion on a new virtual-time loop whose clock starts at `start`."""
+    loop = VirtualTimeLoop(start)
     try:
         return loop.run_until_complete(main)
     finally:

@@ -7,13 +7,13 @@ import asyncio
 from custom_components.nest_streams.core.clock import LoopClock, SystemClock
 from custom_components.nest_streams.core.errors import QuotaExceeded
 
-from .common import EPOCH, virtual
+from .common import EPOCH, MONOTONIC_START, virtual
 
 
 def test_the_loop_clock_starts_at_its_epoch_and_jumps() -> None:
     async def main() -> list[float]:
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(100)  # the loop's own time is not 0
+        await asyncio.sleep(100)  # the loop's clock moved on
         clk = LoopClock(EPOCH, loop)
         seen = [clk.now() - EPOCH, clk.monotonic()]
         clk.jump(10)
@@ -25,7 +25,8 @@ def test_the_loop_clock_starts_at_its_epoch_and_jumps() -> None:
         seen += [clk.now() - EPOCH, clk.monotonic()]
         return seen
 
-    assert virtual(main()) == [0, 100, 15, 100, 17, 102]
+    start = MONOTONIC_START
+    assert virtual(main()) == [0, start + 100, 15, start + 100, 17, start + 102]
 
 
 def test_the_system_clock_does_not_wait_for_a_negative_time() -> None:
@@ -37,7 +38,7 @@ def test_the_system_clock_does_not_wait_for_a_negative_time() -> None:
         await clk.sleep(0.5)
         return [first, loop.time()]
 
-    assert virtual(main()) == [0, 0.5]
+    assert virtual(main()) == [MONOTONIC_START, MONOTONIC_START + 0.5]
 
 
 def test_a_quota_error_keeps_its_message() -> None:
