@@ -44,7 +44,8 @@ class Call:
 class FakeClient:
     """A `StreamClient` whose answers the test scripts per device and operation.
 
-    An outcome is an exception to raise, a number of seconds to take, or None (succeed now).
+    An outcome is an exception to raise, a number of seconds to take, None (succeed now), or
+    (seconds, outcome): that outcome after that many seconds.
     """
 
     def __init__(self, clock: LoopClock) -> None:
@@ -65,6 +66,9 @@ class FakeClient:
         self.calls.append(Call(self.clock.now() - EPOCH, op, name))
         queue = self.outcomes.get((name, op))
         outcome = queue.popleft() if queue else None
+        if isinstance(outcome, tuple):  # (seconds, outcome): the answer takes that long
+            seconds, outcome = outcome
+            await asyncio.sleep(seconds)
         if isinstance(outcome, BaseException):
             raise outcome
         if isinstance(outcome, (int, float)):

@@ -350,6 +350,69 @@ def test_restored_stream_is_extended_not_regenerated() -> None:
     assert status.state is StreamState.RUNNING
 
 
+def test_a_saved_stream_about_to_expire_is_neither_shown_nor_saved_again() -> None:
+    """Within a second of its expiry a saved stream counts as gone from the start."""
+
+    async def main() -> tuple[str | None, set[str], list[tuple[float, str]]]:
+        clk = clock()
+        client = FakeClient(clk)
+        scheduler = make_scheduler(client, clk)
+        worker = asyncio.create_task(scheduler.run())
+        nearly_gone = StreamHandle(StreamProtocol.RTSP, EPOCH + 0.5, url="rtsps://host/c?auth=old")
+        scheduler.set_cameras([rtsp("c")], restored={"enterprises/p/devices/c": nearly_gone})
+        shown = scheduler.statuses()["enterprises/p/devices/c"].stream_url
+        saved = set(scheduler.handles())
+        await asyncio.sleep(1)
+        await scheduler.stop(stop_streams=False)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return shown, saved, client.ops("c")
+
+    shown, saved, ops = virtual(main())
+    assert shown is None
+    assert saved == set()
+    assert ops == [(0.0, "generate")]
+
+
+def _nearly_expired(seconds: float) -> dict[str, StreamHandle]:
+    """Camera a's saved stream, expiring `seconds` after the start."""
+    handle = StreamHandle(StreamProtocol.RTSP, EPOCH + seconds, url="rtsps://host/a?auth=old")
+    return {"enterprises/p/devices/a": handle}
+
+
+def test_a_stream_within_a_second_of_expiry_is_not_shown_running() -> None:
+    """Its extension failed with 1.5 s left: retried after a second, when the stream is as
+    good as gone: the camera shows it starting anew (a generation), not a dying stream."""
+    client, _, (retrying,) = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "extend", TransientError("503")),
+            [(1.25, _status("a"))],
+            restored=_nearly_expired(1.5),
+        )
+    )
+    assert client.ops("a") == [(0.0, "extend")]  # the generation waits for the next slot
+    assert retrying.state is StreamState.STARTING
+    assert retrying.stream_url is None
+    assert retrying.last_error == "503"
+
+
+def test_a_failed_extension_with_under_a_second_left_counts_the_stream_lost() -> None:
+    """The extension's 503 comes with 0.95 s left: the camera shows the failure (not running)
+    and retries as a camera without stream (after the first back-off step, not at once)."""
+    client, _, (failed, _) = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "extend", (0.1, TransientError("503"))),
+            [(0.5, _status("a")), (30, None)],
+            restored=_nearly_expired(1.05),
+        )
+    )
+    assert failed.state is StreamState.FAILED
+    assert failed.last_error == "503"
+    assert client.ops("a")[:2] == [(0.0, "extend"), (10.1, "generate")]
+
+
 def test_command_failure_counts_against_the_camera() -> None:
     _client, _, (status,) = virtual(
         _scenario(
@@ -592,6 +655,27 @@ def test_restart_clears_the_failures() -> None:
     assert failing.consecutive_failures == 3
     assert restarted.consecutive_failures == 0
     assert restarted.state is StreamState.STARTING
+
+
+def test_a_restarted_camera_backs_off_like_a_new_one_after_a_recovery() -> None:
+    """Only a camera that lost its stream retries passing errors within two intervals; one the
+    user restarted after its stream had recovered backs off 10 s, then 20 s."""
+
+    def script(client: FakeClient) -> None:
+        client.script("a", "extend", StreamGone("INVALID"))  # lost at 260.76 s, then replaced
+        client.script("a", "generate", None, None, TransientError("503"), TransientError("503"))
+
+    client, _, _ = virtual(
+        _scenario(
+            [rtsp("a")],
+            script,
+            [(400, lambda s: s.stream("enterprises/p/devices/a").restart()), (60, None)],
+        )
+    )
+    generations = [at for at, op in client.ops("a") if op == "generate"]
+    first, second, third = generations[2:]  # the first after the restart's stop (at 400 s)
+    assert first == 406.06
+    assert [round(second - first, 2), round(third - second, 2)] == [10, 20]
 
 
 def test_the_status_before_the_first_command() -> None:
