@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,3 +138,18 @@ def make_scheduler(
         on_change=on_change,
         on_auth_failed=on_auth_failed,
     )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    scheduler: StreamScheduler, *, stop_streams: bool = False, grace: float = 10.0
+) -> AsyncIterator[StreamScheduler]:
+    """Run the scheduler's worker for the block; stop both afterwards (the streams too only
+    with `stop_streams`, within `grace`)."""
+    worker = asyncio.create_task(scheduler.run())
+    try:
+        yield scheduler
+    finally:
+        await scheduler.stop(stop_streams=stop_streams, grace=grace)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)

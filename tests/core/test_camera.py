@@ -25,7 +25,7 @@ from custom_components.nest_streams.core.models import (
 from custom_components.nest_streams.core.scheduler import StreamScheduler
 from custom_components.nest_streams.core.settings import Settings
 
-from .common import EPOCH, FakeClient, clock, make_scheduler, rtsp, virtual, webrtc
+from .common import EPOCH, FakeClient, clock, make_scheduler, rtsp, running, virtual, webrtc
 
 CONFIG = Settings(extension_lead=15)
 
@@ -43,18 +43,15 @@ async def _scenario(
     client = FakeClient(clk)
     script(client)
     scheduler = make_scheduler(client, clk, config)
-    worker = asyncio.create_task(scheduler.run())
-    scheduler.set_cameras(cameras, restored=restored)
-    results: list[Any] = []
-    for seconds, action in steps:
-        await asyncio.sleep(seconds)
-        outcome = action(scheduler) if action else None
-        if isinstance(outcome, Awaitable):
-            outcome = await outcome
-        results.append(outcome)
-    await scheduler.stop(stop_streams=False)
-    worker.cancel()
-    await asyncio.gather(worker, return_exceptions=True)
+    async with running(scheduler):
+        scheduler.set_cameras(cameras, restored=restored)
+        results: list[Any] = []
+        for seconds, action in steps:
+            await asyncio.sleep(seconds)
+            outcome = action(scheduler) if action else None
+            if isinstance(outcome, Awaitable):
+                outcome = await outcome
+            results.append(outcome)
     return client, scheduler, results
 
 
@@ -214,17 +211,14 @@ async def _viewer(
     client = FakeClient(clk)
     script(client)
     scheduler = make_scheduler(client, clk, CONFIG)
-    worker = asyncio.create_task(scheduler.run())
-    scheduler.set_cameras([webrtc(name)], cannot_extend=cannot_extend)
-    await asyncio.sleep(1)
-    assert client.ops(name) == []  # on demand: nothing before a viewer
-    key, _ = await scheduler.open_viewer(f"enterprises/p/devices/{name}", "viewer offer")
-    await asyncio.sleep(seconds)
-    status = scheduler.statuses()[f"enterprises/p/devices/{name}"]
-    scheduler.close_viewer(key)
-    await scheduler.stop(stop_streams=False)
-    worker.cancel()
-    await asyncio.gather(worker, return_exceptions=True)
+    async with running(scheduler):
+        scheduler.set_cameras([webrtc(name)], cannot_extend=cannot_extend)
+        await asyncio.sleep(1)
+        assert client.ops(name) == []  # on demand: nothing before a viewer
+        key, _ = await scheduler.open_viewer(f"enterprises/p/devices/{name}", "viewer offer")
+        await asyncio.sleep(seconds)
+        status = scheduler.statuses()[f"enterprises/p/devices/{name}"]
+        scheduler.close_viewer(key)
     return [op for _, op in client.ops(name)], scheduler, status
 
 
@@ -272,13 +266,10 @@ def test_auth_failure_is_reported_once() -> None:
         client = FakeClient(clk)
         script(client)
         scheduler = make_scheduler(client, clk, CONFIG, on_auth_failed=lambda: calls.append(1))
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp("a"), rtsp("b")])
-        await asyncio.sleep(5)
-        status = scheduler.statuses()["enterprises/p/devices/a"]
-        await scheduler.stop()
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler, stop_streams=True):
+            scheduler.set_cameras([rtsp("a"), rtsp("b")])
+            await asyncio.sleep(5)
+            status = scheduler.statuses()["enterprises/p/devices/a"]
         return status, scheduler.auth_failed
 
     status, flagged = virtual(main())
@@ -357,15 +348,14 @@ def test_a_saved_stream_about_to_expire_is_neither_shown_nor_saved_again() -> No
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk)
-        worker = asyncio.create_task(scheduler.run())
-        nearly_gone = StreamHandle(StreamProtocol.RTSP, EPOCH + 0.5, url="rtsps://host/c?auth=old")
-        scheduler.set_cameras([rtsp("c")], restored={"enterprises/p/devices/c": nearly_gone})
-        shown = scheduler.statuses()["enterprises/p/devices/c"].stream_url
-        saved = set(scheduler.handles())
-        await asyncio.sleep(1)
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            nearly_gone = StreamHandle(
+                StreamProtocol.RTSP, EPOCH + 0.5, url="rtsps://host/c?auth=old"
+            )
+            scheduler.set_cameras([rtsp("c")], restored={"enterprises/p/devices/c": nearly_gone})
+            shown = scheduler.statuses()["enterprises/p/devices/c"].stream_url
+            saved = set(scheduler.handles())
+            await asyncio.sleep(1)
         return shown, saved, client.ops("c")
 
     shown, saved, ops = virtual(main())
@@ -450,15 +440,12 @@ def test_a_replacement_goes_ahead_of_new_cameras() -> None:
         client = FakeClient(clk)
         client.script("a", "extend", StreamGone("expired"))
         scheduler = make_scheduler(client, clk)
-        worker = asyncio.create_task(scheduler.run())
-        cams = [rtsp("a")]
-        scheduler.set_cameras(cams)
-        await asyncio.sleep(270)  # a's extension falls due around 280 s
-        scheduler.set_cameras([*cams, *(rtsp(f"n{i}") for i in range(6))])
-        await asyncio.sleep(60)
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            cams = [rtsp("a")]
+            scheduler.set_cameras(cams)
+            await asyncio.sleep(270)  # a's extension falls due around 280 s
+            scheduler.set_cameras([*cams, *(rtsp(f"n{i}") for i in range(6))])
+            await asyncio.sleep(60)
         return [c.device for c in client.calls if c.at > 1]
 
     order = virtual(main())
@@ -474,14 +461,11 @@ def test_a_refused_extensions_replacement_is_due_when_the_old_stream_expires() -
         client = FakeClient(clk)
         client.script("a", "extend", StreamGone("INVALID"))
         scheduler = make_scheduler(client, clk)
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp("a")])
-        await asyncio.sleep(262)  # a's extension was refused at 260.76 s
-        scheduler.set_cameras([rtsp("a"), rtsp("n")])
-        await asyncio.sleep(30)
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([rtsp("a")])
+            await asyncio.sleep(262)  # a's extension was refused at 260.76 s
+            scheduler.set_cameras([rtsp("a"), rtsp("n")])
+            await asyncio.sleep(30)
         return [(round(c.at, 2), c.device, c.op) for c in client.calls]
 
     calls = virtual(main())
@@ -499,22 +483,19 @@ def test_a_camera_without_stream_goes_ahead_of_extensions_that_can_wait() -> Non
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk)
-        worker = asyncio.create_task(scheduler.run())
-        cams = [rtsp(f"c{i}") for i in range(4)]
-        # Four streams that all expire at 300 s: their extensions queue up at 260.76 s.
-        restored = {
-            camera.device_id: StreamHandle(
-                StreamProtocol.RTSP, clk.now() + 300, f"rtsps://h/{camera.name}", "e"
-            )
-            for camera in cams
-        }
-        scheduler.set_cameras(cams, restored=restored)
-        await asyncio.sleep(262)
-        scheduler.set_cameras([*cams, rtsp("n")])
-        await asyncio.sleep(30)
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            cams = [rtsp(f"c{i}") for i in range(4)]
+            # Four streams that all expire at 300 s: their extensions queue up at 260.76 s.
+            restored = {
+                camera.device_id: StreamHandle(
+                    StreamProtocol.RTSP, clk.now() + 300, f"rtsps://h/{camera.name}", "e"
+                )
+                for camera in cams
+            }
+            scheduler.set_cameras(cams, restored=restored)
+            await asyncio.sleep(262)
+            scheduler.set_cameras([*cams, rtsp("n")])
+            await asyncio.sleep(30)
         return [(round(c.at, 2), c.device, c.op) for c in client.calls if c.at > 250]
 
     calls = virtual(main())
@@ -727,12 +708,9 @@ def _changes_of_a(
                 seen.append((round(clk.now() - EPOCH, 2), _status("a")(scheduler)))
 
         scheduler = make_scheduler(client, clk, config, on_change=on_change)
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp("a")])
-        await asyncio.sleep(seconds)
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([rtsp("a")])
+            await asyncio.sleep(seconds)
         return client, seen, keys
 
     return virtual(main())
@@ -794,14 +772,11 @@ def test_an_unanswered_extensions_replacement_is_due_when_the_old_stream_expires
         client = FakeClient(clk)
         client.script("a", "extend", TransientError("timeout", maybe_executed=True))
         scheduler = make_scheduler(client, clk)
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp("a")])
-        await asyncio.sleep(262)  # a's extension went unanswered at 260.76 s
-        scheduler.set_cameras([rtsp("a"), rtsp("n")])
-        await asyncio.sleep(30)
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([rtsp("a")])
+            await asyncio.sleep(262)  # a's extension went unanswered at 260.76 s
+            scheduler.set_cameras([rtsp("a"), rtsp("n")])
+            await asyncio.sleep(30)
         return [(c.device, c.op) for c in client.calls]
 
     calls = virtual(main())
@@ -848,17 +823,14 @@ def test_a_restored_stream_of_a_stopped_camera_is_stopped_at_google() -> None:
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk)
-        worker = asyncio.create_task(scheduler.run())
-        saved = StreamHandle(StreamProtocol.RTSP, clk.now() + 200, "rtsps://h/s", "e")
-        scheduler.set_cameras(
-            [rtsp("s")],
-            keep_alive=lambda _: False,
-            restored={"enterprises/p/devices/s": saved},
-        )
-        await asyncio.sleep(30)
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            saved = StreamHandle(StreamProtocol.RTSP, clk.now() + 200, "rtsps://h/s", "e")
+            scheduler.set_cameras(
+                [rtsp("s")],
+                keep_alive=lambda _: False,
+                restored={"enterprises/p/devices/s": saved},
+            )
+            await asyncio.sleep(30)
         return client.stopped
 
     assert [stream.url for stream in virtual(main())] == ["rtsps://h/s"]
@@ -872,15 +844,12 @@ def test_each_cameras_stop_counts_against_its_own_device() -> None:
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk, Settings(qpm=30))
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp(f"c{i}") for i in range(6)])
-        await asyncio.sleep(100)
-        for i in range(6):
-            scheduler.stream(f"enterprises/p/devices/c{i}").restart()
-        await asyncio.sleep(100)
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([rtsp(f"c{i}") for i in range(6)])
+            await asyncio.sleep(100)
+            for i in range(6):
+                scheduler.stream(f"enterprises/p/devices/c{i}").restart()
+            await asyncio.sleep(100)
         return [call.at for call in client.calls if call.op == "stop"]
 
     stops = virtual(main())

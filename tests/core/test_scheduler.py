@@ -25,7 +25,7 @@ from custom_components.nest_streams.core.models import (
 from custom_components.nest_streams.core.scheduler import OVER_CAPACITY, StreamScheduler
 from custom_components.nest_streams.core.settings import Settings
 
-from .common import EPOCH, FakeClient, clock, make_scheduler, rtsp, virtual, webrtc
+from .common import EPOCH, FakeClient, clock, make_scheduler, rtsp, running, virtual, webrtc
 
 
 def test_capacity() -> None:
@@ -46,12 +46,9 @@ def test_twenty_cameras_all_run_within_two_and_a_half_minutes() -> None:
 
         scheduler = make_scheduler(client, clk, on_change=listener)
         start = clk.now()
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp(f"c{i:02d}") for i in range(20)])
-        await asyncio.sleep(3600)
-        await scheduler.stop(grace=150)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler, stop_streams=True, grace=150):
+            scheduler.set_cameras([rtsp(f"c{i:02d}") for i in range(20)])
+            await asyncio.sleep(3600)
         leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         stops = sum(1 for call in client.calls if call.op == "stop")
         assert not leftovers
@@ -69,20 +66,17 @@ def test_admission_and_camera_changes() -> None:
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk, Settings(qpm=1, extension_lead=60))
         assert scheduler.capacity == 3
-        worker = asyncio.create_task(scheduler.run())
-        cams = [rtsp(f"c{i}") for i in range(5)]
-        scheduler.set_cameras(cams, keep_alive=lambda cam: cam.name != "c0")
-        await asyncio.sleep(400)
-        first = (scheduler.over_capacity, scheduler.statuses())
-        # c4 leaves the project, c0 is wanted again: c1..c3 run and keep their places.
-        scheduler.set_cameras(cams[:4])
-        await asyncio.sleep(400)
-        second = (scheduler.over_capacity, scheduler.statuses(), dict(scheduler.cameras))
-        handles = scheduler.handles()
-        stats = scheduler.stats()
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            cams = [rtsp(f"c{i}") for i in range(5)]
+            scheduler.set_cameras(cams, keep_alive=lambda cam: cam.name != "c0")
+            await asyncio.sleep(400)
+            first = (scheduler.over_capacity, scheduler.statuses())
+            # c4 leaves the project, c0 is wanted again: c1..c3 run and keep their places.
+            scheduler.set_cameras(cams[:4])
+            await asyncio.sleep(400)
+            second = (scheduler.over_capacity, scheduler.statuses(), dict(scheduler.cameras))
+            handles = scheduler.handles()
+            stats = scheduler.stats()
         return [first, second, handles, stats, client.ops("c4")]
 
     first, second, handles, stats, c4_ops = virtual(main())
@@ -125,17 +119,14 @@ def test_lead_grows_with_the_queue_wait() -> None:
     async def main() -> tuple[float, float, float]:
         clk = clock()
         scheduler = make_scheduler(FakeClient(clk), clk, Settings(extension_lead=15))
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp(f"c{i}") for i in range(6)])
-        await asyncio.sleep(40)  # six generations queued at once: they waited 0-30 s
-        lead, wait, interval = (
-            scheduler.lead(),
-            scheduler.queue.average_wait,
-            scheduler.queue.interval,
-        )
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([rtsp(f"c{i}") for i in range(6)])
+            await asyncio.sleep(40)  # six generations queued at once: they waited 0-30 s
+            lead, wait, interval = (
+                scheduler.lead(),
+                scheduler.queue.average_wait,
+                scheduler.queue.interval,
+            )
         return lead, wait, interval
 
     lead, wait, interval = virtual(main())
@@ -149,20 +140,17 @@ def test_admission_keeps_running_cameras() -> None:
     async def main() -> tuple[tuple[str, ...], tuple[str, ...], dict[str, bool]]:
         clk = clock()
         scheduler = make_scheduler(FakeClient(clk), clk, Settings(qpm=1, extension_lead=60))
-        worker = asyncio.create_task(scheduler.run())
-        cams = [rtsp(f"c{i}") for i in range(1, 4)]
-        scheduler.set_cameras(cams)
-        await asyncio.sleep(200)
-        newcomer = rtsp("A-new")
-        scheduler.set_cameras([newcomer, *cams])
-        full = scheduler.over_capacity
-        # A running camera leaves the project: the newcomer gets its place.
-        scheduler.set_cameras([newcomer, *cams[1:]])
-        room = scheduler.over_capacity
-        enabled = {d: scheduler.stream(d).enabled for d in scheduler.cameras}
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            cams = [rtsp(f"c{i}") for i in range(1, 4)]
+            scheduler.set_cameras(cams)
+            await asyncio.sleep(200)
+            newcomer = rtsp("A-new")
+            scheduler.set_cameras([newcomer, *cams])
+            full = scheduler.over_capacity
+            # A running camera leaves the project: the newcomer gets its place.
+            scheduler.set_cameras([newcomer, *cams[1:]])
+            room = scheduler.over_capacity
+            enabled = {d: scheduler.stream(d).enabled for d in scheduler.cameras}
         return full, room, enabled
 
     full, room, enabled = virtual(main())
@@ -178,23 +166,20 @@ def test_viewers_count_against_the_quota() -> None:
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk, Settings(qpm=1, extension_lead=60))
-        worker = asyncio.create_task(scheduler.run())
-        cams = [rtsp("c1"), rtsp("c2"), webrtc("w")]
-        scheduler.set_cameras(cams, keep_alive=lambda c: c.name != "w")
-        await asyncio.sleep(150)
-        key, _ = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
-        try:
-            await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
-        except OverCapacity as err:
-            refused = str(err)
-        else:
-            refused = ""
-        scheduler.close_viewer(key)
-        key, _ = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
-        generations = len([c for c in client.calls if c.device == "w" and c.op == "generate"])
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            cams = [rtsp("c1"), rtsp("c2"), webrtc("w")]
+            scheduler.set_cameras(cams, keep_alive=lambda c: c.name != "w")
+            await asyncio.sleep(150)
+            key, _ = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+            try:
+                await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+            except OverCapacity as err:
+                refused = str(err)
+            else:
+                refused = ""
+            scheduler.close_viewer(key)
+            key, _ = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+            generations = len([c for c in client.calls if c.device == "w" and c.op == "generate"])
         return refused, generations, bool(key)
 
     refused, generations, reopened = virtual(main())
@@ -211,16 +196,13 @@ def test_a_viewer_goes_ahead_of_background_work_with_its_own_offer() -> None:
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk)
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([*(rtsp(f"c{i}") for i in range(6)), webrtc("w")])
-        await asyncio.sleep(0.5)
-        await scheduler.open_viewer("enterprises/p/devices/w", "viewer-offer")
-        order = [call.device for call in client.calls if call.op == "generate"]
-        await asyncio.sleep(60)
-        state = scheduler.statuses()["enterprises/p/devices/w"].state
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([*(rtsp(f"c{i}") for i in range(6)), webrtc("w")])
+            await asyncio.sleep(0.5)
+            await scheduler.open_viewer("enterprises/p/devices/w", "viewer-offer")
+            order = [call.device for call in client.calls if call.op == "generate"]
+            await asyncio.sleep(60)
+            state = scheduler.statuses()["enterprises/p/devices/w"].state
         return order, client.offers, state
 
     order, offers, state = virtual(main())
@@ -238,13 +220,10 @@ def test_webrtc_cameras_are_on_demand_and_leave_the_quota_to_rtsp_cameras() -> N
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk, Settings(qpm=0.5))
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([webrtc("a1"), webrtc("a2"), webrtc("a3"), rtsp("x"), rtsp("y")])
-        await asyncio.sleep(900)
-        states = {d.rsplit("/", 1)[1]: s.state for d, s in scheduler.statuses().items()}
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([webrtc("a1"), webrtc("a2"), webrtc("a3"), rtsp("x"), rtsp("y")])
+            await asyncio.sleep(900)
+            states = {d.rsplit("/", 1)[1]: s.state for d, s in scheduler.statuses().items()}
         return states, scheduler.over_capacity, sorted({c.device for c in client.calls})
 
     states, over, called = virtual(main())
@@ -266,12 +245,9 @@ def test_changes_name_the_camera_that_changed() -> None:
         clk = clock()
         changes: list[str | None] = []
         scheduler = make_scheduler(FakeClient(clk), clk, on_change=changes.append)
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp("a"), rtsp("b")])
-        await asyncio.sleep(30)
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([rtsp("a"), rtsp("b")])
+            await asyncio.sleep(30)
         return changes
 
     changes = virtual(main())
@@ -290,27 +266,24 @@ def test_admission_follows_our_share_of_a_quota_another_app_uses() -> None:
         clk = clock()
         client = _QuotaFull(clk, start=540, end=800)
         scheduler = make_scheduler(client, clk, Settings(qpm=10))
-        worker = asyncio.create_task(scheduler.run())
-        cams = [rtsp(f"c{i:02d}") for i in range(1, 27)]
-        scheduler.set_cameras(cams)
-        await asyncio.sleep(530)
-        over: list[tuple[float, int]] = []
-        dropped: list[str] = []
-        statuses: list[StreamStatus] = []
-        held: set[str] = set()
-        for _ in range(50 * 6):
-            await asyncio.sleep(10)
-            if not over or over[-1][1] != len(scheduler.over_capacity):
-                over.append((round(clk.now() - EPOCH), len(scheduler.over_capacity)))
-            if len(over) == 2 and not dropped:
-                dropped = [d.rsplit("/", 1)[-1] for d in scheduler.over_capacity]
-                statuses = [scheduler.statuses()[d] for d in scheduler.over_capacity]
-                held = {d.rsplit("/", 1)[-1] for d in scheduler.handles()}
-        stopped_at_google = {c.device for c in client.calls if c.op == "stop"}
-        effective = scheduler.stats().effective_qpm
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            cams = [rtsp(f"c{i:02d}") for i in range(1, 27)]
+            scheduler.set_cameras(cams)
+            await asyncio.sleep(530)
+            over: list[tuple[float, int]] = []
+            dropped: list[str] = []
+            statuses: list[StreamStatus] = []
+            held: set[str] = set()
+            for _ in range(50 * 6):
+                await asyncio.sleep(10)
+                if not over or over[-1][1] != len(scheduler.over_capacity):
+                    over.append((round(clk.now() - EPOCH), len(scheduler.over_capacity)))
+                if len(over) == 2 and not dropped:
+                    dropped = [d.rsplit("/", 1)[-1] for d in scheduler.over_capacity]
+                    statuses = [scheduler.statuses()[d] for d in scheduler.over_capacity]
+                    held = {d.rsplit("/", 1)[-1] for d in scheduler.handles()}
+            stopped_at_google = {c.device for c in client.calls if c.op == "stop"}
+            effective = scheduler.stats().effective_qpm
         return over, dropped, statuses, held, stopped_at_google, effective
 
     over, dropped, statuses, held, stopped_at_google, effective = virtual(main())
@@ -353,19 +326,16 @@ def test_a_camera_stopped_before_its_turn_spends_no_command() -> None:
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk, Settings(qpm=1, extension_lead=60))
-        worker = asyncio.create_task(scheduler.run())
-        cams = [rtsp(f"c{i}") for i in range(1, 4)]
-        scheduler.set_cameras(cams)
-        await asyncio.sleep(1)  # c1 generates, c2 and c3 wait a minute each
-        scheduler.set_cameras(cams, keep_alive=lambda camera: camera.name != "c3")
-        await asyncio.sleep(200)
-        before = [(call.device, call.op) for call in client.calls]
-        scheduler.set_cameras(cams)  # started again: its state machine still runs
-        await asyncio.sleep(200)
-        state = scheduler.statuses()["enterprises/p/devices/c3"].state
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            cams = [rtsp(f"c{i}") for i in range(1, 4)]
+            scheduler.set_cameras(cams)
+            await asyncio.sleep(1)  # c1 generates, c2 and c3 wait a minute each
+            scheduler.set_cameras(cams, keep_alive=lambda camera: camera.name != "c3")
+            await asyncio.sleep(200)
+            before = [(call.device, call.op) for call in client.calls]
+            scheduler.set_cameras(cams)  # started again: its state machine still runs
+            await asyncio.sleep(200)
+            state = scheduler.statuses()["enterprises/p/devices/c3"].state
         return before, [(call.device, call.op) for call in client.calls], state
 
     before, calls, state = virtual(main())
@@ -383,17 +353,14 @@ def test_a_camera_whose_hourly_budget_is_spent_says_so_and_waits() -> None:
             client.script("c1", "generate", TransientError("503"))
         settings = Settings(device_calls_per_hour=3, max_failures=50, retry_base=1)
         scheduler = make_scheduler(client, clk, settings)
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp("c1")])
-        states = []
-        for _ in range(30):
-            await asyncio.sleep(10)
-            states.append(scheduler.stream("enterprises/p/devices/c1").status.state.value)
-        status = scheduler.stream("enterprises/p/devices/c1").status
-        sent = len(client.calls)
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([rtsp("c1")])
+            states = []
+            for _ in range(30):
+                await asyncio.sleep(10)
+                states.append(scheduler.stream("enterprises/p/devices/c1").status.state.value)
+            status = scheduler.stream("enterprises/p/devices/c1").status
+            sent = len(client.calls)
         next_action = None if status.next_action_at is None else status.next_action_at - EPOCH
         return states, next_action, sent
 
@@ -411,17 +378,14 @@ def test_a_viewer_gets_its_session_and_closing_it_stops_it() -> None:
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk)
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([webrtc("w")])
-        key, handle = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
-        await asyncio.sleep(400)  # extended once
-        scheduler.close_viewer(key)
-        scheduler.close_viewer(key)
-        scheduler.close_viewer("enterprises/p/devices/w#viewer-99")
-        await asyncio.sleep(900)
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([webrtc("w")])
+            key, handle = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+            await asyncio.sleep(400)  # extended once
+            scheduler.close_viewer(key)
+            scheduler.close_viewer(key)
+            scheduler.close_viewer("enterprises/p/devices/w#viewer-99")
+            await asyncio.sleep(900)
         return handle, client.ops("w"), client.stopped
 
     handle, ops, stopped = virtual(main())
@@ -439,15 +403,12 @@ def test_a_viewer_whose_session_cannot_be_generated_gets_the_error_and_costs_no_
         client = FakeClient(clk)
         client.script("w", "generate", CommandFailed("offerSdp contains an invalid value."))
         scheduler = make_scheduler(client, clk)
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([webrtc("w")])
-        with pytest.raises(CommandFailed) as err:
-            await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
-        await asyncio.sleep(900)
-        tasks = len([t for t in asyncio.all_tasks() if "viewer" in t.get_name()])
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([webrtc("w")])
+            with pytest.raises(CommandFailed) as err:
+                await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+            await asyncio.sleep(900)
+            tasks = len([t for t in asyncio.all_tasks() if "viewer" in t.get_name()])
         return str(err.value), tasks, client.ops("w")
 
     error, tasks, ops = virtual(main())
@@ -461,13 +422,10 @@ def test_stop_closes_the_viewers_and_stops_their_sessions() -> None:
         clk = clock()
         client = FakeClient(clk)
         scheduler = make_scheduler(client, clk)
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp("c"), webrtc("w")])
-        await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
-        await asyncio.sleep(30)
-        await scheduler.stop()
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler, stop_streams=True):
+            scheduler.set_cameras([rtsp("c"), webrtc("w")])
+            await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+            await asyncio.sleep(30)
         left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         return sorted(str(s.session_id) for s in client.stopped), left
 
@@ -484,13 +442,12 @@ def test_a_drop_of_our_share_keeps_the_cameras_the_user_stopped_stopped() -> Non
         client = FakeClient(clk)
         client.script("a", "extend", QuotaExceeded("429"), QuotaExceeded("429"))
         scheduler = make_scheduler(client, clk)
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp("a"), rtsp("b"), rtsp("c")], keep_alive=lambda c: c.name != "c")
-        await asyncio.sleep(400)
-        state = scheduler.statuses()["enterprises/p/devices/c"].state
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras(
+                [rtsp("a"), rtsp("b"), rtsp("c")], keep_alive=lambda c: c.name != "c"
+            )
+            await asyncio.sleep(400)
+            state = scheduler.statuses()["enterprises/p/devices/c"].state
         return scheduler.admission_qpm, client.ops("c"), state
 
     admission, calls_of_c, state = virtual(main())
@@ -531,13 +488,10 @@ def test_commands_and_cameras_run_in_named_tasks() -> None:
             spawn=spawn,
             spawn_command=spawn_command,
         )
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp("a"), webrtc("w")])
-        await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
-        await asyncio.sleep(10)
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([rtsp("a"), webrtc("w")])
+            await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+            await asyncio.sleep(10)
         return names, spawned, commands
 
     names, spawned, commands = virtual(main())
@@ -580,18 +534,15 @@ def test_what_a_viewer_learned_survives_a_new_camera_list() -> None:
         client = FakeClient(clk)
         client.script("bat", "extend", ExtendUnsupported("Command not supported for camera."))
         scheduler = make_scheduler(client, clk)
-        worker = asyncio.create_task(scheduler.run())
-        cams = [webrtc("bat"), webrtc("w")]
-        scheduler.set_cameras(cams, cannot_extend={"enterprises/p/devices/w"})
-        key, _ = await scheduler.open_viewer("enterprises/p/devices/bat", "v=0\r\n")
-        await asyncio.sleep(300)
-        scheduler.close_viewer(key)
-        learned = scheduler.cannot_extend()
-        scheduler.set_cameras(cams, cannot_extend={"enterprises/p/devices/w"})
-        after = scheduler.cannot_extend()
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            cams = [webrtc("bat"), webrtc("w")]
+            scheduler.set_cameras(cams, cannot_extend={"enterprises/p/devices/w"})
+            key, _ = await scheduler.open_viewer("enterprises/p/devices/bat", "v=0\r\n")
+            await asyncio.sleep(300)
+            scheduler.close_viewer(key)
+            learned = scheduler.cannot_extend()
+            scheduler.set_cameras(cams, cannot_extend={"enterprises/p/devices/w"})
+            after = scheduler.cannot_extend()
         return learned, after
 
     learned, after = virtual(main())
@@ -609,15 +560,12 @@ def test_a_camera_that_leaves_is_forgotten_by_the_queue() -> None:
         for _ in range(3):
             client.script("c1", "generate", TransientError("503"))
         scheduler = make_scheduler(client, clk, Settings(device_calls_per_hour=3, retry_base=1))
-        worker = asyncio.create_task(scheduler.run())
-        scheduler.set_cameras([rtsp("c1"), rtsp("c2")])
-        await asyncio.sleep(120)
-        spent = scheduler.queue.budget_spent_until("enterprises/p/devices/c1")
-        scheduler.set_cameras([rtsp("c2")])
-        after = scheduler.queue.budget_spent_until("enterprises/p/devices/c1")
-        await scheduler.stop(stop_streams=False)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        async with running(scheduler):
+            scheduler.set_cameras([rtsp("c1"), rtsp("c2")])
+            await asyncio.sleep(120)
+            spent = scheduler.queue.budget_spent_until("enterprises/p/devices/c1")
+            scheduler.set_cameras([rtsp("c2")])
+            after = scheduler.queue.budget_spent_until("enterprises/p/devices/c1")
         return spent, after
 
     spent, after = virtual(main())
