@@ -473,12 +473,14 @@ def test_commands_and_cameras_run_in_named_tasks() -> None:
             commands.append(name)
             return asyncio.create_task(coro, name=name)
 
+        client.script("d", "generate", 1.0)  # its command's task lives for a second
         default_named = StreamScheduler(
             client, clk, Settings(), on_change=lambda _: None, on_auth_failed=lambda: None
         )
-        default_named.set_cameras([rtsp("d")])
-        names = [task.get_name() for task in asyncio.all_tasks()]
-        await default_named.stop(stop_streams=False)
+        async with running(default_named):
+            default_named.set_cameras([rtsp("d")])
+            await asyncio.sleep(0.5)
+            names = [task.get_name() for task in asyncio.all_tasks()]
         scheduler = StreamScheduler(
             client,
             clk,
@@ -496,6 +498,7 @@ def test_commands_and_cameras_run_in_named_tasks() -> None:
 
     names, spawned, commands = virtual(main())
     assert "nest_streams camera enterprises/p/devices/d" in names
+    assert "sdm GENERATE" in names
     assert spawned[:2] == [
         "nest_streams camera enterprises/p/devices/a",
         "nest_streams camera enterprises/p/devices/w",
