@@ -26,7 +26,7 @@ def test_smooth_limiter_spaces_slots() -> None:
     assert limiter.delay() == 6
     limiter.defer(clock.now() + 30)
     assert limiter.delay() == 30
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match=r"^qpm must be positive$"):
         SmoothLimiter(clock, qpm=0, safety=0.01)
 
 

@@ -733,3 +733,32 @@ def test_a_command_goes_the_moment_its_device_may_send_again() -> None:
         return log
 
     assert virtual(main()) == [("first", 0.0), ("second", 60.0)]
+
+
+def test_a_new_queue_shows_no_wait_and_no_back_off() -> None:
+    async def main() -> Any:
+        return CommandQueue(clock(), Settings()).stats()
+
+    stats = virtual(main())
+    assert (stats.depth, stats.average_wait, stats.backoff_until) == (0, 0.0, None)
+    assert (stats.enqueued, stats.executed, stats.quota_rejections) == (0, 0, 0)
+
+
+def test_the_first_quota_back_off_is_two_intervals_at_a_fast_quota_too() -> None:
+    """At 600 a minute a slot is 0.1 s: the first back-off is 0.2 s, not a fixed second."""
+
+    async def main() -> list[float]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=600))
+        log: list[tuple[str, float]] = []
+        refused = _refused(1, QuotaExceeded("429"))
+
+        async def once_refused() -> str:
+            log.append(("a", clk.now() - EPOCH))
+            return await refused()
+
+        await _with_worker(queue, queue.submit(CommandKind.EXTEND, "a", once_refused, EPOCH + 60))
+        return [at for _, at in log]
+
+    first, retry = virtual(main())
+    assert retry - first == pytest.approx(2 * 0.101)
