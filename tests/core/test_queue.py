@@ -762,3 +762,33 @@ def test_the_first_quota_back_off_is_two_intervals_at_a_fast_quota_too() -> None
 
     first, retry = virtual(main())
     assert retry - first == pytest.approx(2 * 0.101)
+
+
+def test_a_withdrawn_extension_does_not_shorten_a_quota_back_off() -> None:
+    """The back-off ends early for a queued extension about to expire, not for one withdrawn
+    (its camera stopped) that still sits in the queue."""
+
+    async def main() -> list[float]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        log: list[tuple[str, float]] = []
+        refused = _refused(1, QuotaExceeded("429"))
+
+        async def slow_then_refused_once() -> str:
+            log.append(("a", round(clk.now() - EPOCH, 2)))
+            await asyncio.sleep(1)
+            return await refused()
+
+        async def body() -> None:
+            first = queue.submit(CommandKind.EXTEND, "a", slow_then_refused_once, EPOCH + 200)
+            await asyncio.sleep(0.5)
+            withdrawn = queue.submit(CommandKind.EXTEND, "w", _recorder(log, clk, "w"), EPOCH + 10)
+            await asyncio.sleep(0.1)  # the worker waits for the next slot meanwhile
+            queue.withdraw(withdrawn)
+            await first
+
+        await _with_worker(queue, body())
+        return [at for _, at in log]
+
+    # Refused at 1 s: two intervals of back-off, the retry at 13.12 s (not 1 + 6.06).
+    assert virtual(main()) == [0.0, 13.12]
