@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -20,6 +21,7 @@ from custom_components.nest_streams.const import (
 )
 from custom_components.nest_streams.core.settings import USER_OPTIONS, Settings
 from sdm_emulator import Emulator
+from sdm_emulator.config import default_devices
 
 from .common import CLIENT_ID, PROJECT_ID
 
@@ -309,11 +311,19 @@ def _fields(result: Any) -> dict[str, tuple[Any, Any]]:
     return {str(key.schema): (key, selector) for key, selector in schema.schema.items()}
 
 
+def _first_camera_renamed(name: str) -> list[Any]:
+    """The default project, its first camera (first by device id) named `name`."""
+    first, *others = default_devices(3, webrtc=1)
+    return [dataclasses.replace(first, name=name), *others]
+
+
+@pytest.mark.parametrize("devices", [_first_camera_renamed("Zoo gate")])
 async def test_the_options_form_shows_each_option_with_its_range(
     hass: HomeAssistant, setup_integration: MockConfigEntry
 ) -> None:
-    """Every option: its default, its range, step and unit as a box; the cameras by name, all
-    kept alive; what was typed is shown again with the error."""
+    """Every option: its default, its range, step and unit as a box; the cameras by name (not
+    by device id: the first camera by id is the last by name), all kept alive; what was typed
+    is shown again with the error."""
     result = await hass.config_entries.options.async_init(setup_integration.entry_id)
     assert result["step_id"] == "init"
     fields = _fields(result)
@@ -334,6 +344,7 @@ async def test_the_options_form_shows_each_option_with_its_range(
     cameras = setup_integration.runtime_data.coordinator.cameras
     labels = [option["label"] for option in selector.config["options"]]
     assert labels == sorted(camera.name for camera in cameras.values())
+    assert labels[-1] == "Zoo gate"
     assert sorted(key.description["suggested_value"]) == sorted(cameras)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {**NEW_OPTIONS, "qpm": 2.25}

@@ -745,23 +745,34 @@ def test_a_new_queue_shows_no_wait_and_no_back_off() -> None:
 
 
 def test_the_first_quota_back_off_is_two_intervals_at_a_fast_quota_too() -> None:
-    """At 600 a minute a slot is 0.1 s: the first back-off is 0.2 s, not a fixed second."""
+    """At 600 a minute a slot is 0.1 s: a storm's first back-off is 0.2 s, not a fixed second;
+    the next storm, after a command went through, starts from 0.2 s again."""
 
     async def main() -> list[float]:
         clk = clock()
         queue = CommandQueue(clk, Settings(qpm=600))
         log: list[tuple[str, float]] = []
-        refused = _refused(1, QuotaExceeded("429"))
 
-        async def once_refused() -> str:
-            log.append(("a", clk.now() - EPOCH))
-            return await refused()
+        def once_refused(name: str) -> Callable[[], Awaitable[str]]:
+            refused = _refused(1, QuotaExceeded("429"))
 
-        await _with_worker(queue, queue.submit(CommandKind.EXTEND, "a", once_refused, EPOCH + 60))
+            async def run() -> str:
+                log.append((name, clk.now() - EPOCH))
+                return await refused()
+
+            return run
+
+        async def body() -> None:
+            await queue.submit(CommandKind.EXTEND, "a", once_refused("a"), EPOCH + 60)
+            await asyncio.sleep(5)
+            await queue.submit(CommandKind.EXTEND, "b", once_refused("b"), EPOCH + 60)
+
+        await _with_worker(queue, body())
         return [at for _, at in log]
 
-    first, retry = virtual(main())
+    first, retry, later, later_retry = virtual(main())
     assert retry - first == pytest.approx(2 * 0.101)
+    assert later_retry - later == pytest.approx(2 * 0.101)
 
 
 def test_a_withdrawn_extension_does_not_shorten_a_quota_back_off() -> None:
