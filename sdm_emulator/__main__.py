@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator, Callable
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -85,6 +86,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "it was opened with would have expired (default keep)",
     )
     add("--rtsp-port", type=int, default=0, help="the RTSP server's port (default: any free)")
+    add(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve rtsps:// as Google does, with a certificate of the emulator's own CA "
+        "(default on; --no-tls serves plain rtsp://)",
+    )
+    add(
+        "--tls-dir",
+        type=Path,
+        help="folder with (or for) the emulator's CA (emulator-ca.pem: what clients must trust) "
+        "and server certificate; default: new ones in a temporary folder",
+    )
+    add("--video-size", default="1280x720", help="wired cameras' picture size (1280x720)")
+    add("--fps", type=int, default=15, help="frames per second of the RTSP picture (15)")
+    add("--gop", type=float, default=4.0, help="seconds between key frames (4; a guess)")
+    add("--bframes", type=int, default=0, help="B-frames in the RTSP picture (0)")
+    add("--no-audio", action="store_true", help="RTSP streams without AAC audio")
     add("--seed", type=int, default=0, help="seed of the fault injection")
     add("--fault-rate", type=float, default=0.0, help="total per-call fault rate (0..1)")
     add("--rate-500", type=float, help="per-call rate of 500 answers")
@@ -134,6 +153,7 @@ def build_emulator(args: argparse.Namespace, media: Media | None = None) -> Emul
         devices_list_qpm=args.devices_list_qpm,
         structures_qpm=args.structures_qpm,
         rtsp_host=args.rtsp_host,
+        video_size=args.video_size,
         faults=faults,
         seed=args.seed,
         device_qph=args.device_qph,
@@ -154,8 +174,18 @@ def main(argv: list[str] | None = None) -> None:
     media = None
     if args.media:
         from .media.live import LiveMedia
+        from .media.rtsp import StreamShape
 
-        media = LiveMedia(args.rtsp_mode, args.rtsp_port)
+        shape = StreamShape(
+            size=args.video_size,
+            fps=args.fps,
+            gop=args.gop,
+            bframes=args.bframes,
+            audio=not args.no_audio,
+        )
+        media = LiveMedia(
+            args.rtsp_mode, args.rtsp_port, tls=args.tls, tls_dir=args.tls_dir, shape=shape
+        )
     emulator = build_emulator(args, media)
     print(
         f"SDM emulator: project {args.project_id}, {len(emulator.cameras())} cameras, "
@@ -181,6 +211,8 @@ def _media_context(
         except RtspMediaError as err:
             raise SystemExit(f"SDM emulator: {err}; --no-media serves no video") from err
         print(f"SDM emulator: media on, RTSP sessions in {media.rtsp.mode} mode", flush=True)
+        if media.tls_files is not None:
+            print(f"SDM emulator: rtsps; clients must trust {media.tls_files.ca}", flush=True)
         yield
         await media.close()
 

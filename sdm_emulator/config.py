@@ -102,6 +102,8 @@ class EmulatorConfig:
     devices_get_qpm: int = 10
     devices_list_qpm: int = 5
     structures_qpm: int = 5
+    video_size: str = "1280x720"
+    """Wired cameras' `maxVideoResolution` (WxH), the size the RTSP server's picture has."""
     rtsp_host: str = "127.0.0.1:8554"
     """Host in the RTSP URLs handed out (`rtsps://<host>/sdm_live_stream/<id>?auth=<token>`)."""
     faults: FaultConfig = field(default_factory=FaultConfig)

@@ -425,11 +425,12 @@ class Emulator:
                 else "sdm.devices.types.CAMERA"
             )
             battery = device.kind is DeviceKind.BATTERY_CAMERA
+            video_size = [int(part) for part in self.config.video_size.lower().split("x")]
             traits["sdm.devices.traits.CameraLiveStream"] = {
                 # As a real battery doorbell reports: 640x480, AAC.
                 "maxVideoResolution": {"width": 640, "height": 480}
                 if battery
-                else {"width": 1920, "height": 1080},
+                else dict(zip(("width", "height"), video_size, strict=True)),
                 "videoCodecs": ["H264"],
                 "audioCodecs": ["AAC"] if battery or "RTSP" in device.protocols else ["OPUS"],
                 "supportedProtocols": list(device.protocols),
@@ -714,6 +715,7 @@ class Emulator:
             "live_streams": sum(
                 1 for s in self.streams.values() if s.stopped_at is None and s.expires_at > until
             ),
+            "media": None if self.media is None else self.media.info(),
         }
 
 

@@ -26,3 +26,6 @@ class Media(Protocol):
 
     async def webrtc_answer(self, record: StreamRecord, device: DeviceSpec, offer: str) -> str:
         """A real peer's SDP answer to `offer`; the peer streams until `record` ends."""
+
+    def info(self) -> dict[str, object]:
+        """What the streams look like and what their clients did (for the metrics)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import asdict, dataclass
 import json
 import logging
 from pathlib import Path
@@ -11,6 +12,7 @@ import shutil
 
 from ..config import DeviceSpec
 from ..metrics import StreamRecord
+from .tls import TlsFiles
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -22,39 +24,97 @@ class RtspMediaError(RuntimeError):
     """The RTSP server could not be started."""
 
 
+@dataclass(frozen=True, slots=True)
+class StreamShape:
+    """What the RTSP streams look like (Google's, as far as known; GUESS where unpublished)."""
+
+    size: str = "1280x720"
+    """Picture size (the wired cameras' `maxVideoResolution` in the device traits)."""
+    fps: int = 15
+    gop: float = 4.0
+    """Seconds between key frames (GUESS: Nest's is unpublished)."""
+    bframes: int = 0
+    """B-frames between reference frames (GUESS: none)."""
+    audio: bool = True
+    """AAC audio, as the traits' `audioCodecs: ["AAC"]` say."""
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """RTSP sessions as the server saw them."""
+
+    opened: int = 0
+    refused_token: int = 0
+    """Refused: the token was not (or no longer) valid."""
+    refused_in_use: int = 0
+    """Refused: the URL had a client already (Google allows one client per URL)."""
+    clients_per_url_max: int = 0
+    """The most clients that wanted one URL at the same time (the refused one counted)."""
+
+
 class RtspServer:
-    """The child process serving `rtsp://127.0.0.1:<port>/sdm_live_stream/<id>?auth=<token>`.
+    """The child process serving `rtsps://127.0.0.1:<port>/sdm_live_stream/<id>?auth=<token>`.
 
     `mode` is `keep` (an open session lives as long as its stream, extensions included) or
-    `rotate` (a session ends when the token it was opened with would have expired).
-
-    Why `rtsp://` and not Google's `rtsps://`: the server would need a certificate that HA's
-    stream worker (FFmpeg) accepts; FFmpeg does not verify certificates by default, but the
-    GStreamer server's TLS needs a key pair generated at set-up, for no difference in what
-    is measured (sessions, tokens, expiry).
+    `rotate` (a session ends when the token it was opened with would have expired). With `tls`
+    the server speaks rtsps (its certificate signed by the emulator's own CA), as Google does;
+    without, plain rtsp.
     """
 
-    def __init__(self, mode: str = "keep", port: int = 0, python: str | None = None) -> None:
+    def __init__(
+        self,
+        mode: str = "keep",
+        port: int = 0,
+        python: str | None = None,
+        *,
+        tls: TlsFiles | None = None,
+        shape: StreamShape | None = None,
+    ) -> None:
         """Configure; nothing runs before `start()`."""
         if mode not in ("keep", "rotate"):
             raise ValueError(f"mode must be keep or rotate, not {mode!r}")
         self.mode = mode
         self.port = port
+        self.tls = tls
+        self.shape = shape or StreamShape()
+        self.stats = SessionStats()
         self._python = python or SYSTEM_PYTHON
         self._process: asyncio.subprocess.Process | None = None
         self._stderr: asyncio.Task[None] | None = None
+        self._events: asyncio.Task[None] | None = None
+
+    @property
+    def scheme(self) -> str:
+        """`rtsps` with TLS, else `rtsp`."""
+        return "rtsps" if self.tls is not None else "rtsp"
 
     async def start(self) -> None:
         """Start the server; raises `RtspMediaError` when it does not come up."""
         if not shutil.which(self._python):
             raise RtspMediaError(f"{self._python} not found (scripts/setup installs it)")
-        self._process = await asyncio.create_subprocess_exec(
-            self._python,
+        shape = self.shape
+        arguments = [
             str(SERVER),
             "--port",
             str(self.port),
             "--mode",
             self.mode,
+            "--size",
+            shape.size,
+            "--fps",
+            str(shape.fps),
+            "--gop",
+            str(shape.gop),
+            "--bframes",
+            str(shape.bframes),
+        ]
+        if self.tls is not None:
+            arguments += ["--cert", str(self.tls.server)]
+        if not shape.audio:
+            arguments.append("--no-audio")
+        self._process = await asyncio.create_subprocess_exec(
+            self._python,
+            *arguments,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -75,7 +135,42 @@ class RtspServer:
             )
         self.port = int(line.split()[1])
         self._stderr = asyncio.create_task(self._log_stderr())
+        self._events = asyncio.create_task(self._read_events())
         _LOGGER.info("RTSP server (GStreamer, %s mode): port %d", self.mode, self.port)
+
+    async def _read_events(self) -> None:
+        """Count the sessions the server reports (one JSON line each)."""
+        assert self._process is not None
+        assert self._process.stdout is not None
+        stats = self.stats
+        async for line in self._process.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            stats.clients_per_url_max = max(stats.clients_per_url_max, int(event["clients"]))
+            if not event["refused"]:
+                stats.opened += 1
+            elif event["reason"] == "URL in use":
+                stats.refused_in_use += 1
+                _LOGGER.warning("a second client for one RTSP URL was refused")
+            else:
+                stats.refused_token += 1
+                _LOGGER.info("RTSP session refused: %s", event["reason"])
+
+    def info(self) -> dict[str, object]:
+        """The streams' shape and the sessions so far (the emulator's metrics)."""
+        return {
+            "tls": self.tls is not None,
+            "size": self.shape.size,
+            "fps": self.shape.fps,
+            "gop_s": self.shape.gop,
+            "bframes": self.shape.bframes,
+            "audio_codec": "AAC" if self.shape.audio else None,
+            "mode": self.mode,
+            "sessions": asdict(self.stats),
+            "clients_per_url_max": self.stats.clients_per_url_max,
+        }
 
     async def _log_stderr(self) -> None:
         assert self._process is not None
@@ -91,7 +186,7 @@ class RtspServer:
     def rtsp_url(self, record: StreamRecord) -> str:
         """The URL of `record` with its current stream token."""
         return (
-            f"rtsp://127.0.0.1:{self.port}/sdm_live_stream/{record.stream_id}"
+            f"{self.scheme}://127.0.0.1:{self.port}/sdm_live_stream/{record.stream_id}"
             f"?auth={record.stream_token}"
         )
 
@@ -125,7 +220,8 @@ class RtspServer:
         except TimeoutError:
             process.kill()
             await process.wait()
-        if self._stderr is not None:
-            self._stderr.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._stderr
+        for task in (self._stderr, self._events):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -1,9 +1,16 @@
 """The emulator's RTSP server: Debian's GStreamer RTSP server, run by the system `python3`.
 
-Started by `sdm_emulator.media.rtsp.RtspMedia` as a child process (it needs PyGObject and
+Started by `sdm_emulator.media.rtsp.RtspServer` as a child process (it needs PyGObject and
 GStreamer's typelibs, which the system Python has and our venv's Python does not). It serves
-`rtsp://127.0.0.1:<port>/sdm_live_stream/<stream id>?auth=<stream token>`: moving H.264 test video
-with the camera's name and a running clock burned in.
+`rtsps://127.0.0.1:<port>/sdm_live_stream/<stream id>?auth=<stream token>` (TLS with `--cert`,
+plain `rtsp://` without) shaped like a Nest camera's stream: H.264 High profile at `--size` and
+`--fps`, a key frame every `--gop` seconds (no scene-cut key frames), `--bframes` B-frames, and
+AAC audio (16 kHz mono ticks, one a second, so that a gap is audible). The camera's name and a
+clock are burned into the picture.
+
+One encoder per stream, whatever the token: a session opened with a rotated token joins the
+running picture where it is (mid-GOP, as a real camera's does), and the encoder stops with the
+stream's last session.
 
 The emulator drives it with JSON lines on stdin:
 - `{"op": "token", "stream": S, "device": D, "name": N, "token": T, "token_expires": E1,
@@ -13,7 +20,11 @@ The emulator drives it with JSON lines on stdin:
 - `{"op": "stop", "stream": S}`: the stream was stopped: its sessions end now.
 
 Only the newest token of a live stream may open a session; any other DESCRIBE is refused
-(401). It prints `READY <port>` once it listens, and ends when stdin closes.
+(401). Google allows one client per stream URL: a second session on a token that has one open
+is refused (403; GUESS: Google's answer is unpublished). It prints `READY <port>` once it
+listens, then one JSON line per session opened or refused (`{"event": "session", "stream": S,
+"clients": n, "refused": bool, "reason": ...}`, `clients` counting the newcomer), and ends when
+stdin closes.
 """
 
 from __future__ import annotations
@@ -28,20 +39,28 @@ from urllib.parse import parse_qs
 
 import gi
 
+gi.require_version("Gio", "2.0")
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 MOUNT = "/sdm_live_stream/"
-PIPELINE = (
-    "( videotestsrc is-live=true pattern=smpte horizontal-speed=4 "
-    "! video/x-raw,width=640,height=360,framerate={fps}/1 "
-    '! textoverlay text="{name}" valignment=top halignment=left font-desc="Sans 22" '
-    '! clockoverlay time-format="%H:%M:%S" valignment=bottom halignment=right '
-    'font-desc="Sans Mono 22" '
-    "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=600 "
-    "! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+ROLE = "viewer"
+VIDEO = (
+    "videotestsrc is-live=true pattern=smpte horizontal-speed=4 "
+    "! video/x-raw,width={width},height={height},framerate={fps}/1 "
+    '! textoverlay text="{name}" valignment=top halignment=left font-desc="Sans {font}" '
+    '! clockoverlay time-format="%H:%M:%S" valignment=top halignment=right '
+    'font-desc="Sans Mono {font}" '
+    "! x264enc speed-preset=superfast rc-lookahead=0 sync-lookahead=0 bitrate={bitrate} "
+    "key-int-max={gop_frames} "
+    'bframes={bframes} option-string="scenecut=0:min-keyint={gop_frames}" '
+    "! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 config-interval=1"
+)
+AUDIO = (
+    "audiotestsrc is-live=true wave=ticks volume=0.5 ! audio/x-raw,rate=16000,channels=1 "
+    "! voaacenc bitrate=32000 ! rtpmp4gpay name=pay1 pt=97"
 )
 
 
@@ -87,6 +106,13 @@ class Streams:
             return min(stream_expires, token_expires) if mode == "rotate" else stream_expires
 
 
+class StreamFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]
+    """One shared pipeline per stream, whatever the token in the URL's query."""
+
+    def do_gen_key(self, url: GstRtsp.RTSPUrl) -> str:
+        return str(url.abspath)
+
+
 def _stream_and_token(context: GstRtspServer.RTSPContext) -> tuple[str, str]:
     url = context.uri
     path = url.abspath or ""
@@ -95,35 +121,76 @@ def _stream_and_token(context: GstRtspServer.RTSPContext) -> tuple[str, str]:
     return stream, token
 
 
+def _event(**fields: object) -> None:
+    print(json.dumps({"event": "session", **fields}), flush=True)
+
+
 def main() -> None:
     """Serve until stdin closes."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--mode", choices=("keep", "rotate"), default="keep")
-    parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument("--cert", help="PEM certificate and key: serve rtsps (TLS)")
+    parser.add_argument("--size", default="1280x720", help="picture size, WxH")
+    parser.add_argument("--fps", type=int, default=15)
+    parser.add_argument("--gop", type=float, default=4.0, help="seconds between key frames")
+    parser.add_argument("--bframes", type=int, default=0)
+    parser.add_argument("--no-audio", action="store_true")
     args = parser.parse_args()
+    width, height = (int(part) for part in args.size.lower().split("x"))
     Gst.init(None)
     streams = Streams()
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", ROLE)
+    auth.set_default_token(token)  # every client may use the mounts: the check is ours
+    if args.cert:
+        auth.set_tls_certificate(Gio.TlsCertificate.new_from_file(args.cert))
+    server.set_auth(auth)
     mounts = server.get_mount_points()
-    sessions: dict[GstRtspServer.RTSPClient, str] = {}  # client -> token it opened with
+    sessions: dict[GstRtspServer.RTSPClient, tuple[str, str]] = {}  # client -> stream, token
+    permissions = GstRtspServer.RTSPPermissions()
+    permissions.add_role_from_structure(
+        Gst.Structure.new_from_string(
+            f"{ROLE}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+        )
+    )
+    launch = VIDEO.format(
+        width=width,
+        height=height,
+        fps=args.fps,
+        font=max(12, height // 24),
+        bitrate=max(300, width * height * args.fps // 9000),
+        gop_frames=max(1, round(args.gop * args.fps)),
+        bframes=args.bframes,
+        name="{name}",
+    )
+    if not args.no_audio:
+        launch += " " + AUDIO
 
     def add_mount(stream: str) -> bool:
-        factory = GstRtspServer.RTSPMediaFactory()
+        factory = StreamFactory()
         name = re.sub(r"[^A-Za-z0-9 _.-]", "", streams.names[stream])[:40]
-        factory.set_launch(PIPELINE.format(name=name, fps=args.fps))
+        factory.set_launch(f"( {launch.replace('{name}', name)} )")
         factory.set_shared(True)
+        factory.set_permissions(permissions)
         mounts.add_factory(MOUNT + stream, factory)
         return False
 
     def check(client: GstRtspServer.RTSPClient, context: GstRtspServer.RTSPContext) -> int:
-        stream, token = _stream_and_token(context)
-        if not streams.admit(stream, token):
-            print(f"refused stream {stream[:8]}: token not valid", file=sys.stderr, flush=True)
+        stream, url_token = _stream_and_token(context)
+        if not streams.admit(stream, url_token):
+            _event(stream=stream, clients=0, refused=True, reason="token not valid")
             return int(GstRtsp.RTSPStatusCode.UNAUTHORIZED)
-        sessions[client] = token
+        clients = 1 + sum(1 for other in sessions.values() if other[1] == url_token)
+        if clients > 1:  # Google: "A stream URL can be used by only one client at a time."
+            _event(stream=stream, clients=clients, refused=True, reason="URL in use")
+            return int(GstRtsp.RTSPStatusCode.FORBIDDEN)
+        sessions[client] = (stream, url_token)
+        _event(stream=stream, clients=clients, refused=False, reason=None)
         return int(GstRtsp.RTSPStatusCode.OK)
 
     def on_client(_server: GstRtspServer.RTSPServer, client: GstRtspServer.RTSPClient) -> None:
@@ -139,8 +206,8 @@ def main() -> None:
 
     def end_expired() -> bool:
         now = time.time()
-        for client, token in list(sessions.items()):
-            if streams.deadline(token, args.mode) <= now:
+        for client, (_stream, url_token) in list(sessions.items()):
+            if streams.deadline(url_token, args.mode) <= now:
                 sessions.pop(client, None)
                 client.close()
         return True

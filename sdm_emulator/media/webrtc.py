@@ -9,7 +9,7 @@ import logging
 import time
 
 import aioice.ice
-from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 import av
 import numpy
 from PIL import Image, ImageDraw, ImageFont
@@ -21,6 +21,9 @@ _LOGGER = logging.getLogger(__name__)
 
 WIDTH, HEIGHT, FPS = 640, 360, 15
 CLOCK_RATE = 90_000
+AUDIO_RATE = 48_000
+AUDIO_FRAME = 960
+"""Samples per audio frame (20 ms)."""
 
 _host_addresses = aioice.ice.get_host_addresses
 
@@ -84,6 +87,39 @@ class TestPatternTrack(VideoStreamTrack):
         return frame
 
 
+class TickTrack(MediaStreamTrack):
+    """The camera's microphone: a 50 ms 880 Hz tick once a second (a gap is audible)."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        """A track paced in real time."""
+        super().__init__()
+        self._first: float | None = None
+        self._count = 0
+        ramp = numpy.arange(AUDIO_RATE // 20) / AUDIO_RATE
+        self._tick = (numpy.sin(2 * numpy.pi * 880 * ramp) * 8000).astype(numpy.int16)
+
+    async def recv(self) -> av.AudioFrame:
+        """The next 20 ms, paced (aiortc encodes it as Opus)."""
+        if self._first is None:
+            self._first = time.monotonic()
+        due = self._first + self._count * AUDIO_FRAME / AUDIO_RATE
+        if (wait := due - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+        start = (self._count * AUDIO_FRAME) % AUDIO_RATE
+        samples = numpy.zeros(AUDIO_FRAME, dtype=numpy.int16)
+        if start < len(self._tick):
+            part = self._tick[start : start + AUDIO_FRAME]
+            samples[: len(part)] = part
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self._count * AUDIO_FRAME
+        frame.time_base = Fraction(1, AUDIO_RATE)
+        self._count += 1
+        return frame
+
+
 class WebRtcPeers:
     """One aiortc peer per WebRTC session; each closes when its session ends."""
 
@@ -95,6 +131,7 @@ class WebRtcPeers:
     async def answer(self, record: StreamRecord, device: DeviceSpec, offer: str) -> str:
         """Answer `offer` with a peer that streams until `record` ends."""
         peer = RTCPeerConnection()
+        peer.addTrack(TickTrack())
         peer.addTrack(TestPatternTrack(device.name))
         await peer.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         await peer.setLocalDescription(await peer.createAnswer())

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 import itertools
 import json
+from pathlib import Path
 import sys
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from sdm_emulator import Emulator, EmulatorConfig, default_devices
 from sdm_emulator.emulator import INVALID_OFFER_MESSAGE, offer_problem
 from sdm_emulator.media.live import LiveMedia
+from sdm_emulator.media.rtsp import StreamShape
 
 from ..common import CHROME_OFFER
 from .common import PROJECT, Caller
@@ -23,8 +25,12 @@ from .common import PROJECT, Caller
 LIFETIME = 6.0
 
 
-async def probe(url: str, seconds: float) -> dict[str, Any]:
-    """Decode `url` in a child process (PyAV) for up to `seconds`."""
+FAST = StreamShape(size="640x360", gop=1.0)
+"""A cheap picture with a key frame every second, for tests of sessions rather than shape."""
+
+
+async def probe(url: str, seconds: float, ca_file: Path | None = None) -> dict[str, Any]:
+    """Decode `url` in a child process (PyAV) for up to `seconds`, trusting `ca_file`."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -32,6 +38,7 @@ async def probe(url: str, seconds: float) -> dict[str, Any]:
         url,
         "--seconds",
         str(seconds),
+        *(["--ca-file", str(ca_file)] if ca_file else []),
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await process.communicate()
@@ -39,14 +46,16 @@ async def probe(url: str, seconds: float) -> dict[str, Any]:
     return result
 
 
-async def live_emulator(mode: str) -> AsyncIterator[tuple[Emulator, Caller]]:
-    media = LiveMedia(rtsp_mode=mode)
+async def live_emulator(
+    mode: str, shape: StreamShape = FAST, lifetime: float = LIFETIME
+) -> AsyncIterator[tuple[Emulator, Caller]]:
+    media = LiveMedia(rtsp_mode=mode, shape=shape)
     await media.start()
     emulator = Emulator(
         EmulatorConfig(
             project_id=PROJECT,
             devices=default_devices(1, webrtc=1),
-            stream_lifetime=LIFETIME,
+            stream_lifetime=lifetime,
         ),
         media=media,
     )
@@ -73,20 +82,35 @@ def gaps(frames: list[float]) -> float:
     return max(b - a for a, b in itertools.pairwise(frames))
 
 
+def ca_of(emulator: Emulator) -> Path:
+    """The CA the emulator's RTSP server certificate is signed with."""
+    assert isinstance(emulator.media, LiveMedia)
+    assert emulator.media.tls_files is not None
+    return emulator.media.tls_files.ca
+
+
+def media_info(emulator: Emulator) -> dict[str, Any]:
+    """The emulator's media metrics."""
+    info = emulator.report()["media"]
+    assert isinstance(info, dict)
+    return info
+
+
 async def test_rtsp_video_needs_the_current_token_and_survives_extensions_in_keep_mode(
     keep: tuple[Emulator, Caller],
 ) -> None:
-    """Real H.264 frames; a wrong token is refused; an extension keeps the session open."""
-    _emulator, caller = keep
+    """Real H.264 frames over TLS; a wrong token is refused; an extension keeps the session."""
+    emulator, caller = keep
+    ca = ca_of(emulator)
     status, body = await caller.command("rtsp-01", "GenerateRtspStream")
     assert status == 200
     url = body["results"]["streamUrls"]["rtspUrl"]
-    assert url.startswith("rtsp://127.0.0.1:")
-    refused = await probe(url.replace("auth=", "auth=x"), 3)
+    assert url.startswith("rtsps://127.0.0.1:")
+    refused = await probe(url.replace("auth=", "auth=x"), 3, ca)
     assert refused["frames"] == []
     assert "401" in refused["ended"]
 
-    session = asyncio.create_task(probe(url, 3 * LIFETIME))
+    session = asyncio.create_task(probe(url, 3 * LIFETIME, ca))
     await asyncio.sleep(LIFETIME / 2)
     extension = body["results"]["streamExtensionToken"]
     status, body = await caller.command(
@@ -94,7 +118,7 @@ async def test_rtsp_video_needs_the_current_token_and_survives_extensions_in_kee
     )
     assert status == 200
     rotated = url.split("auth=")[0] + "auth=" + body["results"]["streamToken"]
-    old = await probe(url, 3)
+    old = await probe(url, 3, ca)
     assert old["frames"] == [], "a superseded token opens no session"
     result = await session
     # The session outlived the first token's expiry (LIFETIME) and ended with the stream.
@@ -102,17 +126,18 @@ async def test_rtsp_video_needs_the_current_token_and_survives_extensions_in_kee
     assert result["frames"][-1] > LIFETIME + 1
     assert result["ended"] == "eof"
     assert gaps(result["frames"]) < 1
-    assert (await probe(rotated, 2))["frames"] == [], "the stream expired"
+    assert (await probe(rotated, 2, ca))["frames"] == [], "the stream expired"
 
 
 async def test_rtsp_session_ends_with_its_token_in_rotate_mode(
     rotate: tuple[Emulator, Caller],
 ) -> None:
     """In rotate mode a session opened with token N ends when N would have expired."""
-    _emulator, caller = rotate
+    emulator, caller = rotate
+    ca = ca_of(emulator)
     _, body = await caller.command("rtsp-01", "GenerateRtspStream")
     url = body["results"]["streamUrls"]["rtspUrl"]
-    session = asyncio.create_task(probe(url, 3 * LIFETIME))
+    session = asyncio.create_task(probe(url, 3 * LIFETIME, ca))
     await asyncio.sleep(LIFETIME / 2)
     extension = body["results"]["streamExtensionToken"]
     _, body = await caller.command("rtsp-01", "ExtendRtspStream", streamExtensionToken=extension)
@@ -121,21 +146,83 @@ async def test_rtsp_session_ends_with_its_token_in_rotate_mode(
     assert result["frames"][-1] < LIFETIME + 0.5
     assert result["ended"] == "eof"
     rotated = url.split("auth=")[0] + "auth=" + body["results"]["streamToken"]
-    assert (await probe(rotated, 2))["frames"], "the new token opens a new session"
+    assert (await probe(rotated, 5, ca))["frames"], "the new token opens a new session"
 
 
 async def test_stopped_rtsp_stream_ends_its_sessions(keep: tuple[Emulator, Caller]) -> None:
     """StopRtspStream ends the open session at once."""
-    _emulator, caller = keep
+    emulator, caller = keep
     _, body = await caller.command("rtsp-01", "GenerateRtspStream")
     url = body["results"]["streamUrls"]["rtspUrl"]
-    session = asyncio.create_task(probe(url, 3 * LIFETIME))
+    session = asyncio.create_task(probe(url, 3 * LIFETIME, ca_of(emulator)))
     await asyncio.sleep(3)
     extension = body["results"]["streamExtensionToken"]
     await caller.command("rtsp-01", "StopRtspStream", streamExtensionToken=extension)
     result = await session
     assert result["frames"]
     assert result["frames"][-1] < 4
+
+
+@pytest.fixture
+async def google_shaped(socket_enabled: None) -> AsyncIterator[tuple[Emulator, Caller]]:
+    """A real-time emulator with the default (Google-shaped) stream."""
+    async for pair in live_emulator("keep", StreamShape(), lifetime=60):
+        yield pair
+
+
+async def test_the_default_stream_is_shaped_like_googles(
+    google_shaped: tuple[Emulator, Caller],
+) -> None:
+    """rtsps with a certificate only the emulator's CA vouches for; H.264 High at 1280x720 with
+    a key frame every 4 s; AAC audio; the device traits say the same."""
+    emulator, caller = google_shaped
+    _, body = await caller.command("rtsp-01", "GenerateRtspStream")
+    url = body["results"]["streamUrls"]["rtspUrl"]
+    untrusted = await probe(url, 3)
+    assert untrusted["frames"] == []
+    assert untrusted["ended"].startswith("error"), "FFmpeg verifies the certificate"
+    result = await probe(url, 12, ca_of(emulator))
+    assert result["codecs"] == {
+        "video": ["h264", "High"],
+        "size": [1280, 720],
+        "audio": ["aac", 16000],
+    }
+    keys = result["key_pts"]  # the stream's own times (arrivals bunch up behind FFmpeg's probe)
+    assert len(keys) >= 2
+    assert all(3.5 < b - a < 4.5 for a, b in itertools.pairwise(keys)), keys
+    assert result["audio_packets"] > 50
+    info = media_info(emulator)
+    assert info["tls"] is True
+    assert info["gop_s"] == 4.0
+    assert info["audio_codec"] == "AAC"
+    _, device = await caller.call("GET", f"/v1/enterprises/{PROJECT}/devices/rtsp-01")
+    trait = device["traits"]["sdm.devices.traits.CameraLiveStream"]
+    assert trait["maxVideoResolution"] == {"width": 1280, "height": 720}
+    assert trait["audioCodecs"] == ["AAC"]
+
+
+async def test_one_client_per_stream_url(keep: tuple[Emulator, Caller]) -> None:
+    """A second client on a URL with an open session is refused and counted; the next token's
+    URL opens beside the old one (a token switch)."""
+    emulator, caller = keep
+    ca = ca_of(emulator)
+    _, body = await caller.command("rtsp-01", "GenerateRtspStream")
+    url = body["results"]["streamUrls"]["rtspUrl"]
+    first = asyncio.create_task(probe(url, 4, ca))
+    await asyncio.sleep(1.5)
+    second = await probe(url, 2, ca)
+    assert second["frames"] == []
+    assert "403" in second["ended"]
+    _, body = await caller.command(
+        "rtsp-01", "ExtendRtspStream", streamExtensionToken=body["results"]["streamExtensionToken"]
+    )
+    rotated = url.split("auth=")[0] + "auth=" + body["results"]["streamToken"]
+    assert (await probe(rotated, 5, ca))["frames"], "another URL of the same stream opens"
+    assert (await first)["frames"]
+    sessions = media_info(emulator)["sessions"]
+    assert sessions["refused_in_use"] == 1
+    assert sessions["clients_per_url_max"] == 2
+    assert sessions["opened"] == 2
 
 
 def test_offers_are_checked_as_google_does() -> None:
