@@ -8,9 +8,12 @@ plain `rtsp://` without) shaped like a Nest camera's stream: H.264 High profile 
 AAC audio (16 kHz mono ticks, one a second, so that a gap is audible). The camera's name and a
 clock are burned into the picture.
 
-One encoder per stream, whatever the token: a session opened with a rotated token joins the
-running picture where it is (mid-GOP, as a real camera's does), and the encoder stops with the
-stream's last session.
+One camera per stream: its encoder runs while the stream has sessions, and every session
+(whatever its token) is fed the camera's encoded picture and sound as they come. A session
+opened with a rotated token joins the picture where it is and waits for the next key frame, as
+a client of a real camera's running stream does (GUESS: Google's server does not ask the camera
+for a key frame when a client joins). The camera's parameter sets go first, so a session's
+SDP is ready at once.
 
 The emulator drives it with JSON lines on stdin:
 - `{"op": "token", "stream": S, "device": D, "name": N, "token": T, "token_expires": E1,
@@ -47,21 +50,118 @@ from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 MOUNT = "/sdm_live_stream/"
 ROLE = "viewer"
-VIDEO = (
+CAMERA_VIDEO = (
     "videotestsrc is-live=true pattern=smpte horizontal-speed=4 "
     "! video/x-raw,width={width},height={height},framerate={fps}/1 "
     '! textoverlay text="{name}" valignment=top halignment=left font-desc="Sans {font}" '
     '! clockoverlay time-format="%H:%M:%S" valignment=top halignment=right '
     'font-desc="Sans Mono {font}" '
     "! x264enc speed-preset=superfast rc-lookahead=0 sync-lookahead=0 bitrate={bitrate} "
-    "key-int-max={gop_frames} "
-    'bframes={bframes} option-string="scenecut=0:min-keyint={gop_frames}" '
-    "! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 config-interval=1"
+    "key-int-max={gop_frames} bframes={bframes} "
+    'option-string="scenecut=0:min-keyint={gop_frames}:repeat-headers=1" '
+    "! video/x-h264,profile=high,stream-format=byte-stream,alignment=au "
+    "! appsink name=video emit-signals=true sync=false max-buffers=60 drop=true"
 )
-AUDIO = (
+CAMERA_AUDIO = (
     "audiotestsrc is-live=true wave=ticks volume=0.5 ! audio/x-raw,rate=16000,channels=1 "
-    "! voaacenc bitrate=32000 ! rtpmp4gpay name=pay1 pt=97"
+    "! voaacenc bitrate=32000 ! audio/mpeg,stream-format=raw "
+    "! appsink name=audio emit-signals=true sync=false max-buffers=60 drop=true"
 )
+SESSION_VIDEO = (
+    "appsrc name=video is-live=true format=time do-timestamp=true caps={caps} "
+    "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1"
+)
+SESSION_AUDIO = (
+    "appsrc name=audio is-live=true format=time do-timestamp=true ! rtpmp4gpay name=pay1 pt=97"
+)
+LINGER = 2.0
+"""Seconds a camera keeps encoding after its stream's last session (a token switch opens the
+next session while the old one plays)."""
+_NAL_SPS, _NAL_PPS, _NAL_IDR = 7, 8, 5
+
+
+def _nal_units(data: bytes) -> list[bytes]:
+    """The NAL units of an Annex B access unit, start codes included."""
+    starts = []
+    index = data.find(b"\x00\x00\x01")
+    while index != -1:
+        start = index - 1 if index > 0 and data[index - 1] == 0 else index
+        starts.append(start)
+        index = data.find(b"\x00\x00\x01", index + 3)
+    return [data[a:b] for a, b in zip(starts, [*starts[1:], len(data)], strict=True)]
+
+
+def _nal_type(unit: bytes) -> int:
+    offset = 4 if unit.startswith(b"\x00\x00\x00\x01") else 3
+    return unit[offset] & 0x1F if len(unit) > offset else -1
+
+
+class Camera:
+    """One stream's camera: encodes while the stream has sessions, feeds every session."""
+
+    def __init__(self, launch: str) -> None:
+        self._launch = launch
+        self._lock = threading.Lock()
+        self._sessions: list[tuple[Gst.Element, Gst.Element | None]] = []
+        self._pipeline: Gst.Element | None = None
+        self._stop: int | None = None
+        self.parameter_sets = b""
+        """The newest SPS and PPS (a session's first buffer: its SDP is ready at once)."""
+
+    def add(self, video: Gst.Element, audio: Gst.Element | None) -> None:
+        """A session's sources (main loop)."""
+        if self._stop is not None:
+            GLib.source_remove(self._stop)
+            self._stop = None
+        if self._pipeline is None:
+            self._pipeline = Gst.parse_launch(self._launch)
+            self._pipeline.get_by_name("video").connect("new-sample", self._sample, True)
+            if (sink := self._pipeline.get_by_name("audio")) is not None:
+                sink.connect("new-sample", self._sample, False)
+            self._pipeline.set_state(Gst.State.PLAYING)
+        with self._lock:
+            if self.parameter_sets:
+                video.emit("push-buffer", Gst.Buffer.new_wrapped(self.parameter_sets))
+            self._sessions.append((video, audio))
+
+    def remove(self, video: Gst.Element) -> None:
+        """A session ended (main loop); the camera stops a little after the last one."""
+        with self._lock:
+            self._sessions = [entry for entry in self._sessions if entry[0] is not video]
+            idle = not self._sessions
+        if idle and self._pipeline is not None and self._stop is None:
+            self._stop = GLib.timeout_add(int(LINGER * 1000), self._stop_if_idle)
+
+    def _stop_if_idle(self) -> bool:
+        self._stop = None
+        with self._lock:
+            idle = not self._sessions
+        if idle and self._pipeline is not None:
+            self._pipeline.set_state(Gst.State.NULL)
+            self._pipeline = None
+        return False
+
+    def _sample(self, sink: Gst.Element, is_video: bool) -> Gst.FlowReturn:
+        sample = sink.emit("pull-sample")
+        buffer = sample.get_buffer()
+        if is_video:
+            ok, info = buffer.map(Gst.MapFlags.READ)
+            if ok:
+                data = bytes(info.data)
+                buffer.unmap(info)
+                units = [u for u in _nal_units(data) if _nal_type(u) in (_NAL_SPS, _NAL_PPS)]
+                if units:
+                    self.parameter_sets = b"".join(units)
+        with self._lock:
+            targets = [video if is_video else audio for video, audio in self._sessions]
+        for target in targets:
+            if target is not None:
+                if target.get_property("caps") is None:
+                    target.set_property("caps", sample.get_caps())
+                copy = buffer.copy()
+                copy.pts = copy.dts = Gst.CLOCK_TIME_NONE  # appsrc stamps it on arrival
+                target.emit("push-buffer", copy)
+        return Gst.FlowReturn.OK
 
 
 class Streams:
@@ -106,11 +206,19 @@ class Streams:
             return min(stream_expires, token_expires) if mode == "rotate" else stream_expires
 
 
-class StreamFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]
-    """One shared pipeline per stream, whatever the token in the URL's query."""
+class SessionFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]
+    """A session's pipeline: the stream's camera's packets, from where the camera is."""
 
-    def do_gen_key(self, url: GstRtsp.RTSPUrl) -> str:
-        return str(url.abspath)
+    def __init__(self, camera: Camera) -> None:
+        super().__init__()
+        self.camera = camera
+
+    def do_configure(self, media: GstRtspServer.RTSPMedia) -> None:
+        GstRtspServer.RTSPMediaFactory.do_configure(self, media)
+        bin_ = media.get_element()
+        video = bin_.get_by_name("video")
+        self.camera.add(video, bin_.get_by_name("audio"))
+        media.connect("unprepared", lambda _media: self.camera.remove(video))
 
 
 def _stream_and_token(context: GstRtspServer.RTSPContext) -> tuple[str, str]:
@@ -158,7 +266,7 @@ def main() -> None:
             f"{ROLE}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
         )
     )
-    launch = VIDEO.format(
+    camera_launch = CAMERA_VIDEO.format(
         width=width,
         height=height,
         fps=args.fps,
@@ -168,14 +276,18 @@ def main() -> None:
         bframes=args.bframes,
         name="{name}",
     )
+    session_launch = SESSION_VIDEO.format(
+        caps=f'"video/x-h264,stream-format=byte-stream,alignment=au,width={width},'
+        f'height={height},framerate={args.fps}/1"'
+    )
     if not args.no_audio:
-        launch += " " + AUDIO
+        camera_launch += " " + CAMERA_AUDIO
+        session_launch += " " + SESSION_AUDIO
 
     def add_mount(stream: str) -> bool:
-        factory = StreamFactory()
         name = re.sub(r"[^A-Za-z0-9 _.-]", "", streams.names[stream])[:40]
-        factory.set_launch(f"( {launch.replace('{name}', name)} )")
-        factory.set_shared(True)
+        factory = SessionFactory(Camera(camera_launch.replace("{name}", name)))
+        factory.set_launch(f"( {session_launch} )")
         factory.set_permissions(permissions)
         mounts.add_factory(MOUNT + stream, factory)
         return False
