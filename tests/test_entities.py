@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Generator
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 from unittest.mock import AsyncMock, MagicMock, patch
 
 from freezegun.api import FrozenDateTimeFactory
@@ -34,7 +34,9 @@ from syrupy.assertion import SnapshotAssertion
 from webrtc_models import RTCIceCandidateInit
 
 from custom_components.nest_streams.const import DOMAIN
-from custom_components.nest_streams.relay import RtspReader
+from custom_components.nest_streams.media.feed import CameraFeed
+from custom_components.nest_streams.media.picture import Stills
+from custom_components.nest_streams.media.session import RtspSession
 from sdm_emulator import Emulator, default_devices
 
 from .common import CHROME_OFFER, advance, state
@@ -86,154 +88,135 @@ async def test_platform_snapshots(
         assert (current.state, attributes) == snapshot(name=f"{entity_entry.entity_id}-state")
 
 
-async def test_rtsp_camera_streams_the_current_url(
+@pytest.fixture
+def sessions(socket_enabled: None) -> Generator[MagicMock]:
+    """RTSP sessions that open nothing (no server in these tests); the mock counts them. The
+    relay's peers bind local UDP sockets (aiortc) and ask no STUN server."""
+    with (
+        patch("custom_components.nest_streams.live.async_get_ice_servers", return_value=[]),
+        patch.object(RtspSession, "start") as start,
+    ):
+        yield start
+
+
+def feed_of(hass: HomeAssistant, entity_id: str) -> CameraFeed:
+    """The feed of an RTSP camera entity."""
+    camera = hass.data["camera"].get_entity(entity_id)
+    feed: CameraFeed = camera.coordinator.live.media(camera.device_id, "").feed
+    return feed
+
+
+async def test_rtsp_camera_feed_follows_the_token_and_opens_nothing_unwatched(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     setup_integration: MockConfigEntry,
+    sessions: MagicMock,
 ) -> None:
-    """stream_source gives the newest token; a running worker gets it without a restart."""
+    """The camera's feed knows the newest URL; nobody watches, so no session is opened; HA's
+    stream worker gets no URL (it would be a second client of Google's URL)."""
     await advance(hass, freezer, 30)
     entity_id = "camera.room_01_camera_01"
-    first = await async_get_stream_source(hass, entity_id)
+    assert await async_get_stream_source(hass, entity_id) is None
+    feed = feed_of(hass, entity_id)
+    first = feed.url
     assert first is not None
     assert first.startswith("rtsps://127.0.0.1:8554/sdm_live_stream/")
-    camera = hass.data["camera"].get_entity(entity_id)
-    stream = MagicMock(source=first)
-    camera.stream = stream
     await advance(hass, freezer, 300)  # extended once: the stream token rotated
-    second = await async_get_stream_source(hass, entity_id)
-    assert second != first
-    assert stream.source == second
-    stream.update_source.assert_not_called()
-    # HA's stream component is not loaded here: the still is the placeholder.
-    image = await async_get_image(hass, entity_id)
-    assert image.content_type == "image/jpeg"
-    assert image.content.startswith(b"\xff\xd8")
-    camera.stream = None
-
-
-async def test_rtsp_stills_come_from_the_running_stream(
-    hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
-    setup_integration: MockConfigEntry,
-    emulator: Emulator,
-) -> None:
-    """With HA's stream component, a running camera's still is a frame of its stream (the
-    worker's first key frame is waited for); the placeholder when none comes or none runs."""
-    await advance(hass, freezer, 30)
-    hass.config.components.add("stream")
-    entity_id = "camera.room_01_camera_01"
-    camera = hass.data["camera"].get_entity(entity_id)
-    frame = b"\xff\xd8 a frame"
-    stream = MagicMock(source=await async_get_stream_source(hass, entity_id))
-    stream.async_get_image = AsyncMock(side_effect=[None, frame, frame])
-    with patch.object(camera, "async_create_stream", AsyncMock(return_value=stream)):
-        image = await async_get_image(hass, entity_id)
-    assert image.content == frame
-    assert stream.async_get_image.await_args_list[1].kwargs == {"wait_for_next_keyframe": True}
-    assert (await async_get_image(hass, entity_id)).content == frame
-    # A stopped camera shows the placeholder, not a stale frame.
+    assert feed.url not in (None, first)
+    sessions.assert_not_called()
     await hass.services.async_call(DOMAIN, "stop_stream", {"entity_id": entity_id}, blocking=True)
     await advance(hass, freezer, 10)
-    placeholder = await async_get_image(hass, entity_id)
-    assert placeholder.content.startswith(b"\xff\xd8\xff")
-    assert placeholder.content != frame
-    assert stream.async_get_image.await_count == 3
-    camera.stream = None
+    assert feed.url is None
 
 
-async def test_a_rotated_token_can_restart_the_worker(
+async def test_rtsp_stills_come_from_the_feed(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     setup_integration: MockConfigEntry,
+    sessions: MagicMock,
 ) -> None:
-    """The other strategy (HA core's): every new token restarts the worker."""
+    """A running camera's still is its feed's newest key frame; the placeholder when none
+    comes in time or the stream does not run."""
     await advance(hass, freezer, 30)
     entity_id = "camera.room_01_camera_01"
-    camera = hass.data["camera"].get_entity(entity_id)
-    first = await async_get_stream_source(hass, entity_id)
-    stream = MagicMock(source=first)
-    stream.update_source.side_effect = lambda url: setattr(stream, "source", url)
-    camera.stream = stream
-    with patch.object(type(camera), "restart_on_new_token", True):
-        await advance(hass, freezer, 300)
-    second = await async_get_stream_source(hass, entity_id)
-    stream.update_source.assert_called_once_with(second)
-    camera.stream = None
+    frame = b"\xff\xd8 a frame"
+    with patch.object(Stills, "image", AsyncMock(side_effect=[frame, None])) as image:
+        assert (await async_get_image(hass, entity_id)).content == frame
+        assert image.await_args is not None
+        assert image.await_args.args == (None, None, 6.0)
+        no_frame = await async_get_image(hass, entity_id)
+        assert no_frame.content.startswith(b"\xff\xd8\xff")
+        await hass.services.async_call(
+            DOMAIN, "stop_stream", {"entity_id": entity_id}, blocking=True
+        )
+        await advance(hass, freezer, 10)
+        placeholder = await async_get_image(hass, entity_id)
+    assert placeholder.content == no_frame.content
+    assert image.await_count == 2
 
 
-@pytest.fixture
-def relay_offline(socket_enabled: None) -> Generator[None]:
-    """The relay's peer binds local UDP sockets (aiortc), asks no STUN server and opens no
-    RTSP session (no server in these tests)."""
-    with (
-        patch("custom_components.nest_streams.camera.async_get_ice_servers", return_value=[]),
-        patch.object(RtspReader, "start"),
-    ):
-        yield
-
-
-async def test_rtsp_live_view_is_a_relay_that_follows_the_token(
+async def test_rtsp_live_view_is_a_relay_of_the_one_session(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     setup_integration: MockConfigEntry,
     emulator: Emulator,
-    relay_offline: None,
+    sessions: MagicMock,
 ) -> None:
-    """An RTSP camera's live view is WebRTC (a relay of its RTSP stream, no command spent);
-    the relay moves to each rotated token; a closed viewer's relay stops."""
+    """An RTSP camera's live view is WebRTC (a relay of its one RTSP session, no command
+    spent); a second viewer shares the session; a rotated token opens the new URL beside
+    it; viewers that leave end their relay, the last one the session's consumers."""
     await advance(hass, freezer, 30)
     entity_id = "camera.room_01_camera_01"
     camera = hass.data["camera"].get_entity(entity_id)
     assert camera.camera_capabilities.frontend_stream_types == {StreamType.WEB_RTC}
     commands = emulator.report()["accepted_commands"]
     messages: list[Any] = []
-    start = cast(MagicMock, RtspReader.start)
     await camera.async_handle_async_webrtc_offer(CHROME_OFFER, "viewer-1", messages.append)
     (answer,) = messages
     video = answer.answer.split("m=video")[1].split("m=application")[0]
     assert "H264/90000" in video
     assert "VP8" not in video
+    audio = answer.answer.split("m=audio")[1].split("m=video")[0]
+    assert "opus/48000" in audio
     assert emulator.report()["accepted_commands"] == commands
-    peer = camera._viewers["viewer-1"]
-    relay = camera._relay
-    first = await async_get_stream_source(hass, entity_id)
-    assert relay.url == first
-    # A second viewer shares the camera's RTSP session.
+    feed = feed_of(hass, entity_id)
+    assert feed.consumers == 2, "the viewer's relay and the camera's sound (Opus)"
     await camera.async_handle_async_webrtc_offer(CHROME_OFFER, "viewer-2", messages.append)
-    assert camera._relay is relay
-    assert start.call_count == 1
+    assert feed.consumers == 3
+    assert sessions.call_count == 1, "both viewers share one RTSP session"
     await camera.async_on_webrtc_candidate(
         "viewer-1", RTCIceCandidateInit("candidate:1 1 udp 1 127.0.0.1 9 typ host", sdp_mid="0")
     )
-    await advance(hass, freezer, 300)  # extended: the token rotated
-    second = await async_get_stream_source(hass, entity_id)
-    assert second != first
-    assert relay.url == second
-    assert start.call_count == 2  # the first URL, then the rotated one beside it
+    first = feed.url
+    await hass.services.async_call(
+        DOMAIN, "restart_stream", {"entity_id": entity_id}, blocking=True
+    )
+    await advance(hass, freezer, 10)  # a new stream: a new URL, well within the peers' 30 s
+    assert feed.url != first
+    assert sessions.call_count == 2  # the first URL, then the new one beside it
     camera.close_webrtc_session("viewer-1")
     await hass.async_block_till_done()
-    assert peer.track.readyState == "ended"
-    assert "viewer-1" not in camera._viewers
-    assert relay.live, "the other viewer still watches"
+    assert feed.consumers == 2, "the other viewer still watches (and listens)"
     camera.close_webrtc_session("viewer-2")
+    camera.close_webrtc_session("viewer-2")  # twice: nothing more happens
     await hass.async_block_till_done()
-    assert not relay.live, "the last viewer left: the RTSP session is closed"
+    assert feed.consumers == 0
 
 
 async def test_rtsp_live_view_refuses_an_offer_without_h264(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     setup_integration: MockConfigEntry,
-    relay_offline: None,
+    sessions: MagicMock,
 ) -> None:
-    """An offer the relay cannot answer is a translated error, and leaves no relay behind."""
+    """An offer the relay cannot answer is a translated error, and leaves no viewer behind."""
     await advance(hass, freezer, 30)
     camera = hass.data["camera"].get_entity("camera.room_01_camera_01")
     with pytest.raises(HomeAssistantError) as err:
         await camera.async_handle_async_webrtc_offer("v=0\r\n", "viewer-1", lambda _: None)
     assert err.value.translation_key == "live_view_failed"
-    assert camera._viewers == {}
+    assert feed_of(hass, "camera.room_01_camera_01").consumers == 0
+    assert not camera.coordinator.live.watched(camera.device_id)
 
 
 async def test_webrtc_camera_answers_offers_through_the_queue(

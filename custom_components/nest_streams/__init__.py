@@ -25,6 +25,7 @@ from .const import API_URL, CONF_PROJECT_ID, DOMAIN
 from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator, NestStreamsData
 from .core.errors import AuthFailed, TransientError
 from .entity import hub_device_info
+from .live import LiveViews
 from .redact import install_secret_filter
 from .services import async_setup_services
 from .store import StreamStore
@@ -114,5 +115,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) -> None:
-    """The entry is deleted: delete its saved streams too (they expire at Google)."""
+    """The entry is deleted: its live views end, its saved streams go (they expire at
+    Google)."""
+    await LiveViews.of(hass, entry.entry_id).async_close("the integration was removed")
     await StreamStore(hass, entry.entry_id).async_remove()

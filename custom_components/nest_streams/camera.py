@@ -2,40 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 from pathlib import Path
 from typing import NoReturn, override
 
-from aiortc import RTCIceServer
+from aiohttp import web
 from homeassistant.components.camera import Camera
 from homeassistant.components.camera.const import CameraEntityFeature
 from homeassistant.components.camera.webrtc import (
-    WebRTCAnswer,
     WebRTCClientConfiguration,
     WebRTCSendMessage,
 )
-from homeassistant.components.web_rtc import async_get_ice_servers
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from webrtc_models import RTCIceCandidateInit
 
 from .const import DOMAIN
 from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator
-from .core.errors import OverCapacity, StreamError
 from .core.models import StreamProtocol, StreamState
 from .entity import CameraStreamEntity, setup_camera_entities
-from .relay import RelayError, RelayPeer, RelaySource
 
 _LOGGER = logging.getLogger(__name__)
 
 PARALLEL_UPDATES = 0
 PLACEHOLDER = Path(__file__).parent / "placeholder.jpg"
-STILL_TIMEOUT = 6.0
-"""Seconds a still waits for the stream's next key frame before the placeholder is used."""
 
 
 @functools.cache
@@ -115,138 +107,95 @@ class NestStreamsCamera(CameraStreamEntity, Camera):
 
 
 class RtspCamera(NestStreamsCamera):
-    """An RTSP camera: live view over WebRTC (relayed), stills from HA's stream worker."""
+    """An RTSP camera: one session of its stream inside HA feeds every live view and still.
 
-    restart_on_new_token = False
-    """Whether a rotated stream token restarts HA's stream worker (HA core's `nest` does).
-
-    No: the new URL is handed to the worker for its next connection only; the worker serves
-    stills (and HLS to players other than the dashboard), and a restart costs a gap. See the
-    README ("Token rotation") for the measurements in both of the emulator's modes.
+    Google allows one client per stream URL, so nothing but the camera's feed (`live.py`,
+    `media/`) opens it: not HA's stream worker (`stream_source` is None), not a second viewer.
     """
 
-    def __init__(self, coordinator: NestStreamsCoordinator, device_id: str) -> None:
-        """Create the entity."""
-        super().__init__(coordinator, device_id)
-        self._viewers: dict[str, RelayPeer] = {}
-        self._relay: RelaySource | None = None
-        """The camera's RTSP stream for its live viewers (one session for all of them)."""
+    @override
+    async def stream_source(self) -> str | None:
+        """None: HA's stream worker would be a second client of Google's URL."""
+        return None
 
     def _running_url(self) -> str | None:
         status = self.status
         return status.stream_url if status and status.state is StreamState.RUNNING else None
 
-    @override
-    async def stream_source(self) -> str | None:
-        """The current RTSP URL, with the newest stream token."""
-        return self._running_url()
+    @property
+    def _camera_name(self) -> str:
+        return self.coordinator.cameras[self.device_id].name
 
     @override
     async def async_handle_async_webrtc_offer(
         self, offer_sdp: str, session_id: str, send_message: WebRTCSendMessage
     ) -> None:
-        """Answer the viewer with a relay of the camera's RTSP stream (see `relay.py`).
-
-        Costs no command: the relay reads the stream kept alive for everyone (one RTSP session
-        for all viewers), and follows its token when it rotates. Before the stream runs the
-        viewer waits for it.
-        """
-        ice_servers = [
-            RTCIceServer(urls=server.urls, username=server.username, credential=server.credential)
-            for server in async_get_ice_servers(self.hass)
-        ]
-        if self._relay is None or not self._relay.live:
-            self._relay = RelaySource(self._running_url)
-        peer = RelayPeer(self._relay.subscribe(), ice_servers)
-        try:
-            answer = await peer.answer(offer_sdp)
-        except RelayError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="live_view_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        self._viewers[session_id] = peer
-        send_message(WebRTCAnswer(answer))
+        """Answer the viewer with a relay of the camera's one session (costs no command)."""
+        await self.coordinator.live.relay_offer(
+            self.device_id, self._camera_name, session_id, offer_sdp, send_message
+        )
 
     @override
     async def async_on_webrtc_candidate(
         self, session_id: str, candidate: RTCIceCandidateInit
     ) -> None:
         """A candidate of the viewer's, for its relay."""
-        if (peer := self._viewers.get(session_id)) is not None:
-            await peer.add_candidate(candidate.candidate, candidate.sdp_mid)
+        await self.coordinator.live.candidate(session_id, candidate.candidate, candidate.sdp_mid)
 
     @callback
     @override
     def close_webrtc_session(self, session_id: str) -> None:
-        """The viewer left: close its relay."""
-        if (peer := self._viewers.pop(session_id, None)) is not None:
-            self.hass.async_create_task(peer.close(), eager_start=True)
+        """The viewer left (maybe before its answer): its relay ends."""
+        self.coordinator.live.close_session(session_id)
         super().close_webrtc_session(session_id)
-
-    @override
-    async def async_will_remove_from_hass(self) -> None:
-        """Close the viewers' relays."""
-        viewers = list(self._viewers.values())
-        self._viewers.clear()
-        await asyncio.gather(*(peer.close() for peer in viewers))
-        await super().async_will_remove_from_hass()
 
     @override
     async def async_camera_image(
         self, width: int | None = None, height: int | None = None
     ) -> bytes | None:
-        """A frame of the running stream (as HA core's `nest` does); the placeholder else."""
-        if self.is_streaming and "stream" in self.hass.config.components:
-            if self.stream is None:
-                self.stream = await self.async_create_stream()
-            if self.stream is not None:
-                image: bytes | None = None
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(STILL_TIMEOUT):
-                        image = await self.stream.async_get_image(width, height)
-                        if image is None:  # the worker just started: wait for a key frame
-                            image = await self.stream.async_get_image(
-                                width, height, wait_for_next_keyframe=True
-                            )
-                if image:
-                    return image
+        """The newest key frame of the camera's session; the placeholder without one."""
+        if self.is_streaming:
+            image = await self.coordinator.live.still(
+                self.device_id, self._camera_name, width, height
+            )
+            if image:
+                return image
         return await super().async_camera_image(width, height)
+
+    @override
+    async def handle_async_mjpeg_stream(self, request: web.Request) -> web.StreamResponse | None:
+        """The picture as MJPEG (the frontend's fallback without WebRTC)."""
+        if not self.is_streaming:
+            return None
+        return await self.coordinator.live.mjpeg(self.device_id, self._camera_name, request)
+
+    async def async_added_to_hass(self) -> None:
+        """Hand the camera's current URL to its feed."""
+        await super().async_added_to_hass()
+        self._update_feed()
+
+    def _update_feed(self) -> None:
+        self.coordinator.live.media(self.device_id, self._camera_name).feed.set_url(
+            self._running_url()
+        )
 
     @callback
     @override
     def _handle_coordinator_update(self) -> None:
-        """Hand a rotated stream token to the viewers' relays and to HA's stream worker.
-
-        A relay opens the new URL beside the old one and moves at its first key frame. The
-        worker keeps its connection (an open session may outlive extensions); only its next
-        connection uses the new URL.
-        """
-        url = self._running_url()
-        if url and self._relay is not None:
-            self._relay.switch(url)
-        if (stream := self.stream) is not None and url and stream.source != url:
-            if self.restart_on_new_token:
-                stream.update_source(url)
-            else:
-                stream.source = url
+        """Hand a rotated stream token (or the stream's end) to the camera's feed: a new URL
+        is opened beside the running session and taken over at its first key frame."""
+        self._update_feed()
         super()._handle_coordinator_update()
 
 
 class WebRtcCamera(NestStreamsCamera):
     """A WebRTC-only camera: each viewer's offer gets a session from the shared queue."""
 
-    def __init__(self, coordinator: NestStreamsCoordinator, device_id: str) -> None:
-        """Create the entity."""
-        super().__init__(coordinator, device_id)
-        self._viewers: dict[str, str] = {}
-
     @property
     @override
     def is_streaming(self) -> bool:
         """Whether someone watches (WebRTC cameras stream on demand)."""
-        return bool(self._viewers)
+        return self.coordinator.live.watched(self.device_id)
 
     @override
     def _async_get_webrtc_client_configuration(self) -> WebRTCClientConfiguration:
@@ -277,23 +226,9 @@ class WebRtcCamera(NestStreamsCamera):
         self, offer_sdp: str, session_id: str, send_message: WebRTCSendMessage
     ) -> None:
         """Generate a session for the viewer ahead of background work and keep it extended."""
-        try:
-            key, handle = await self.coordinator.scheduler.open_viewer(self.device_id, offer_sdp)
-        except OverCapacity as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="webrtc_over_capacity",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        except StreamError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="webrtc_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        self._viewers[session_id] = key
-        send_message(WebRTCAnswer(handle.answer_sdp or ""))
-        self.async_write_ha_state()
+        await self.coordinator.live.google_offer(
+            self.device_id, session_id, offer_sdp, send_message
+        )
 
     @override
     async def async_on_webrtc_candidate(
@@ -304,16 +239,6 @@ class WebRtcCamera(NestStreamsCamera):
     @callback
     @override
     def close_webrtc_session(self, session_id: str) -> None:
-        """The viewer left: stop extending the session and stop it at Google."""
-        if (key := self._viewers.pop(session_id, None)) is not None:
-            self.coordinator.scheduler.close_viewer(key)
-            if self.hass is not None and self.entity_id:
-                self.async_write_ha_state()
+        """The viewer left (maybe before its answer): its session is stopped at Google."""
+        self.coordinator.live.close_session(session_id)
         super().close_webrtc_session(session_id)
-
-    @override
-    async def async_will_remove_from_hass(self) -> None:
-        """Close the viewers' sessions."""
-        for session_id in list(self._viewers):
-            self.close_webrtc_session(session_id)
-        await super().async_will_remove_from_hass()

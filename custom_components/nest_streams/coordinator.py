@@ -20,6 +20,7 @@ from .core.scheduler import StreamScheduler
 from .core.settings import Settings
 from .device_list import DeviceListReader
 from .issues import async_remove_devices, async_update_over_capacity_issue
+from .live import LiveViews
 from .push import EntityPush, StreamsSnapshot
 from .store import SavedState, StreamStore
 
@@ -64,6 +65,8 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             spawn_command=lambda coro, name: entry.async_create_background_task(hass, coro, name),
         )
         self._store = StreamStore(hass, entry.entry_id)
+        self.live = LiveViews.of(hass, entry.entry_id)
+        """The live views, stills and camera sessions (they outlive a reload of the entry)."""
         self._saved = SavedState()
         self.push = EntityPush(hass, self._publish)
         self._known: set[str] = set()
@@ -151,6 +154,8 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         if new:
             self.push.cameras_joined(new)
         if gone:
+            for device_id in gone:
+                self.live.forget(device_id)
             async_remove_devices(self.hass, self.config_entry, gone)
         async_update_over_capacity_issue(self.hass, self.config_entry, self.scheduler)
 
@@ -205,6 +210,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
                 cancel_on_shutdown=True,
             )
         )
+        self.live.bind(self)
 
     async def async_shutdown(self) -> None:
         """Leave no task or timer; save the live streams for whoever comes next.
@@ -214,6 +220,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         without one they expire at Google within 5 minutes.
         """
         self._devices.cancel()
+        self.live.unbind()
         await self.scheduler.stop(stop_streams=False)
         await self._store.async_save(self._state())
         await super().async_shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
@@ -77,8 +78,13 @@ class CameraStreamEntity(NestStreamsEntity):
 
     @property
     def status(self) -> StreamStatus | None:
-        """The camera's current stream status."""
-        return self.coordinator.data.statuses.get(self.device_id)
+        """The camera's current stream status; while the stream itself is fine, a problem of
+        its live picture (a refused certificate, an unreachable stream server) is its error."""
+        status = self.coordinator.data.statuses.get(self.device_id)
+        problem = self.coordinator.live.problems.get(self.device_id)
+        if status is not None and status.last_error is None and problem:
+            return replace(status, last_error=problem)
+        return status
 
     @property
     def available(self) -> bool:

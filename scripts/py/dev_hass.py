@@ -1,6 +1,6 @@
 """Home Assistant for development: the integration's Google hosts point at the local emulator.
 
-    python scripts/py/dev_hass.py URL [--restart-on-new-token] [--hls-live-view] -c config
+    python scripts/py/dev_hass.py URL -c config
 
 Shipped code has no redirect at all (an HA reviewer would refuse one). This launcher imports the
 integration, points Google's three hosts at the emulator's URL in every module of it that holds
@@ -37,16 +37,6 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     redirect(sys.argv.pop(1))
-    # For measuring other strategies against ours (scripts/e2e --compare); not user options.
-    while len(sys.argv) > 1 and sys.argv[1] in ("--restart-on-new-token", "--hls-live-view"):
-        from homeassistant.components.camera import Camera
-
-        from custom_components.nest_streams.camera import RtspCamera
-
-        if sys.argv.pop(1) == "--restart-on-new-token":
-            RtspCamera.restart_on_new_token = True
-        else:  # no native WebRTC: the frontend plays HA's HLS
-            RtspCamera.async_handle_async_webrtc_offer = Camera.async_handle_async_webrtc_offer  # type: ignore[method-assign]
     from homeassistant.__main__ import main as hass_main
 
     sys.argv[0] = "hass"

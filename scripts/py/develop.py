@@ -88,8 +88,6 @@ class Options:
     keep_config: bool
     rtsp_mode: str = "keep"
     media: bool = True
-    restart_on_new_token: bool = False
-    hls_live_view: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -118,16 +116,6 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "their token)",
     )
     add("--no-media", action="store_true", help="the emulator serves no video")
-    add(
-        "--restart-on-new-token",
-        action="store_true",
-        help="restart HA's stream worker at every extension (HA core's way; for comparison)",
-    )
-    add(
-        "--hls-live-view",
-        action="store_true",
-        help="RTSP cameras' live view through HA's HLS instead of the WebRTC relay (comparison)",
-    )
     args = parser.parse_args(argv)
     return Options(
         cameras=args.cameras,
@@ -146,8 +134,6 @@ def parse_args(argv: list[str] | None = None) -> Options:
         keep_config=args.keep_config,
         rtsp_mode=args.rtsp_mode,
         media=not args.no_media,
-        restart_on_new_token=args.restart_on_new_token,
-        hls_live_view=args.hls_live_view,
     )
 
 
@@ -492,8 +478,6 @@ async def processes(
         python,
         str(ROOT / "scripts" / "py" / "dev_hass.py"),
         emulator_url,
-        *(["--restart-on-new-token"] if options.restart_on_new_token else []),
-        *(["--hls-live-view"] if options.hls_live_view else []),
         "-c",
         str(options.config),
         "--skip-pip",

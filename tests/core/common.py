@@ -122,6 +122,10 @@ def clock() -> LoopClock:
 OFFER = "v=0\r\n"
 
 
+def ended(reason: str) -> None:
+    """A viewer's `on_end` that ignores the end (the tests look at the calls instead)."""
+
+
 def make_scheduler(
     client: FakeClient,
     clk: LoopClock,

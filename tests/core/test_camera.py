@@ -12,7 +12,6 @@ import pytest
 from custom_components.nest_streams.core.errors import (
     AuthFailed,
     CommandFailed,
-    ExtendUnsupported,
     StreamGone,
     TransientError,
 )
@@ -198,60 +197,6 @@ def test_extension_failure_retries_while_the_stream_lives() -> None:
     assert [op for _, op in ops] == ["generate", "extend", "extend"]
     assert ops[2][0] < 300  # retried before the stream expired
     assert status.state is StreamState.RUNNING
-
-
-async def _viewer(
-    name: str,
-    script: Callable[[FakeClient], None],
-    seconds: float,
-    cannot_extend: frozenset[str] = frozenset(),
-) -> tuple[list[str], StreamScheduler, Any]:
-    """A viewer watches WebRTC camera `name` for `seconds`: the calls made, the camera's state."""
-    clk = clock()
-    client = FakeClient(clk)
-    script(client)
-    scheduler = make_scheduler(client, clk, CONFIG)
-    async with running(scheduler):
-        scheduler.set_cameras([webrtc(name)], cannot_extend=cannot_extend)
-        await asyncio.sleep(1)
-        assert client.ops(name) == []  # on demand: nothing before a viewer
-        key, _ = await scheduler.open_viewer(f"enterprises/p/devices/{name}", "viewer offer")
-        await asyncio.sleep(seconds)
-        status = scheduler.statuses()[f"enterprises/p/devices/{name}"]
-        scheduler.close_viewer(key)
-    return [op for _, op in client.ops(name)], scheduler, status
-
-
-def test_battery_webrtc_viewer_regenerates_instead_of_extending() -> None:
-    """A refused extension (battery camera): the viewer's session is regenerated, and the
-    camera is remembered as one that cannot extend."""
-    ops, scheduler, status = virtual(
-        _viewer("bat", lambda c: c.script("bat", "extend", ExtendUnsupported("no")), 900)
-    )
-    assert ops[:3] == ["generate", "extend", "generate"]
-    assert "extend" not in ops[2:]
-    assert len(ops) >= 4
-    assert scheduler.cannot_extend() == {"enterprises/p/devices/bat"}
-    assert status.state is StreamState.ON_DEMAND
-
-
-def test_a_wired_webrtc_viewer_stays_extendable_after_a_refused_extension() -> None:
-    """Any other refusal of a live session's extension: regenerate, but extend again later."""
-    ops, scheduler, _ = virtual(
-        _viewer("wired", lambda c: c.script("wired", "extend", StreamGone("INVALID")), 600)
-    )
-    assert ops[:4] == ["generate", "extend", "generate", "extend"]
-    assert scheduler.cannot_extend() == set()
-
-
-def test_a_camera_known_to_refuse_extensions_regenerates_from_the_start() -> None:
-    """What was learned before a restart is used: no extension is wasted on it."""
-    ops, scheduler, _ = virtual(
-        _viewer("bat", lambda _: None, 600, frozenset({"enterprises/p/devices/bat"}))
-    )
-    assert "extend" not in ops
-    assert ops.count("generate") >= 2
-    assert scheduler.cannot_extend() == {"enterprises/p/devices/bat"}
 
 
 def test_auth_failure_is_reported_once() -> None:

@@ -25,7 +25,7 @@ from custom_components.nest_streams.core.models import (
 from custom_components.nest_streams.core.scheduler import OVER_CAPACITY, StreamScheduler
 from custom_components.nest_streams.core.settings import Settings
 
-from .common import EPOCH, FakeClient, clock, make_scheduler, rtsp, running, virtual, webrtc
+from .common import EPOCH, FakeClient, clock, ended, make_scheduler, rtsp, running, virtual, webrtc
 
 
 def test_capacity() -> None:
@@ -170,15 +170,15 @@ def test_viewers_count_against_the_quota() -> None:
             cams = [rtsp("c1"), rtsp("c2"), webrtc("w")]
             scheduler.set_cameras(cams, keep_alive=lambda c: c.name != "w")
             await asyncio.sleep(150)
-            key, _ = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+            key, _ = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n", ended)
             try:
-                await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+                await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n", ended)
             except OverCapacity as err:
                 refused = str(err)
             else:
                 refused = ""
             scheduler.close_viewer(key)
-            key, _ = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+            key, _ = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n", ended)
             generations = len([c for c in client.calls if c.device == "w" and c.op == "generate"])
         return refused, generations, bool(key)
 
@@ -199,7 +199,7 @@ def test_a_viewer_goes_ahead_of_background_work_with_its_own_offer() -> None:
         async with running(scheduler):
             scheduler.set_cameras([*(rtsp(f"c{i}") for i in range(6)), webrtc("w")])
             await asyncio.sleep(0.5)
-            await scheduler.open_viewer("enterprises/p/devices/w", "viewer-offer")
+            await scheduler.open_viewer("enterprises/p/devices/w", "viewer-offer", ended)
             order = [call.device for call in client.calls if call.op == "generate"]
             await asyncio.sleep(60)
             state = scheduler.statuses()["enterprises/p/devices/w"].state
@@ -380,7 +380,7 @@ def test_a_viewer_gets_its_session_and_closing_it_stops_it() -> None:
         scheduler = make_scheduler(client, clk)
         async with running(scheduler):
             scheduler.set_cameras([webrtc("w")])
-            key, handle = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+            key, handle = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n", ended)
             await asyncio.sleep(400)  # extended once
             scheduler.close_viewer(key)
             scheduler.close_viewer(key)
@@ -406,7 +406,7 @@ def test_a_viewer_whose_session_cannot_be_generated_gets_the_error_and_costs_no_
         async with running(scheduler):
             scheduler.set_cameras([webrtc("w")])
             with pytest.raises(CommandFailed) as err:
-                await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+                await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n", ended)
             await asyncio.sleep(900)
             tasks = len([t for t in asyncio.all_tasks() if "viewer" in t.get_name()])
         return str(err.value), tasks, client.ops("w")
@@ -424,7 +424,7 @@ def test_stop_closes_the_viewers_and_stops_their_sessions() -> None:
         scheduler = make_scheduler(client, clk)
         async with running(scheduler, stop_streams=True):
             scheduler.set_cameras([rtsp("c"), webrtc("w")])
-            await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+            await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n", ended)
             await asyncio.sleep(30)
         left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         return sorted(str(s.session_id) for s in client.stopped), left
@@ -492,7 +492,7 @@ def test_commands_and_cameras_run_in_named_tasks() -> None:
         )
         async with running(scheduler):
             scheduler.set_cameras([rtsp("a"), webrtc("w")])
-            await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n")
+            await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n", ended)
             await asyncio.sleep(10)
         return names, spawned, commands
 
@@ -540,7 +540,7 @@ def test_what_a_viewer_learned_survives_a_new_camera_list() -> None:
         async with running(scheduler):
             cams = [webrtc("bat"), webrtc("w")]
             scheduler.set_cameras(cams, cannot_extend={"enterprises/p/devices/w"})
-            key, _ = await scheduler.open_viewer("enterprises/p/devices/bat", "v=0\r\n")
+            key, _ = await scheduler.open_viewer("enterprises/p/devices/bat", "v=0\r\n", ended)
             await asyncio.sleep(300)
             scheduler.close_viewer(key)
             learned = scheduler.cannot_extend()

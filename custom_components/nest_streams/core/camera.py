@@ -49,21 +49,14 @@ class CameraStream:
         on_auth_failed: Callable[[], None],
         restored: StreamHandle | None = None,
         enabled: bool = True,
-        offer_sdp: str | None = None,
-        urgent_start: bool = False,
         can_extend: bool = True,
     ) -> None:
-        """Create the state machine; `run()` drives it.
-
-        `offer_sdp` is the SDP offer a WebRTC stream is generated with. `urgent_start` queues
-        its generations ahead of background work (a viewer waits).
-        """
+        """Create the state machine; `run()` drives it."""
         self.camera = camera
         self._client = client
         self._queue = queue
         self._clock = clock
         self.settings = settings
-        self._offer_sdp = offer_sdp
         self._lead = lead
         self._on_change = on_change
         self._on_auth_failed = on_auth_failed
@@ -79,7 +72,6 @@ class CameraStream:
         """Monotonic time of the next retry after a failure."""
         self._next_action: float | None = None
         self._can_extend = can_extend
-        self._urgent_start = urgent_start
         self._replacing_until: float | None = None
         """Expiry of a stream being replaced (refused extension): its successor is urgent."""
         self._lapsed = False
@@ -94,8 +86,8 @@ class CameraStream:
         runs (while it lasts it is still the camera's stream)."""
 
     def _idle_state(self) -> StreamState:
-        """Stopped, or on demand for a WebRTC camera's own (viewer-less) state machine."""
-        if self.camera.protocol is StreamProtocol.WEB_RTC and self._offer_sdp is None:
+        """Stopped, or on demand for a WebRTC camera (its viewers have sessions of their own)."""
+        if self.camera.protocol is StreamProtocol.WEB_RTC:
             return StreamState.ON_DEMAND
         return StreamState.STOPPED
 
@@ -230,15 +222,14 @@ class CameraStream:
             # Every generation is urgent. A replacement is due when the stream it replaces
             # expires; a camera without stream (lost, or not started yet) is out now: it goes
             # ahead of extensions with slack, after those about to expire (losing them costs
-            # more); a viewer waits for its session: first.
-            offer = self._offer_sdp
+            # more).
             deadline = handle.expires_at if handle else self._replacing_until
             if deadline is None or deadline <= now:
-                deadline = now if self._urgent_start else now + 2 * self.settings.interval
+                deadline = now + 2 * self.settings.interval
             future = self._queue.submit(
                 kind,
                 camera.device_id,
-                lambda: self._client.generate(camera, offer),
+                lambda: self._client.generate(camera),
                 deadline=deadline,
                 urgent=True,
             )

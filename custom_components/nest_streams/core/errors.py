@@ -59,3 +59,7 @@ class OverCapacity(StreamError):
 
 class QueueStopped(StreamError):
     """The command queue was stopped before the command ran."""
+
+
+class ViewerWithdrawn(StreamError):
+    """The viewer left before its session was made (nothing of it stays)."""

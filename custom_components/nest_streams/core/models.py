@@ -26,10 +26,11 @@ class CameraInfo:
 
     @property
     def protocol(self) -> StreamProtocol:
-        """The protocol kept alive: RTSP when offered, else WebRTC."""
-        if StreamProtocol.RTSP in self.protocols:
-            return StreamProtocol.RTSP
-        return StreamProtocol.WEB_RTC
+        """How the camera streams: WebRTC when it lists WEB_RTC (Google: "if this field
+        contains WEB_RTC, only WEB_RTC commands are supported"), else RTSP."""
+        if StreamProtocol.WEB_RTC in self.protocols:
+            return StreamProtocol.WEB_RTC
+        return StreamProtocol.RTSP
 
 
 @dataclass(frozen=True, slots=True)

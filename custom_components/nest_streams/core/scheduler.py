@@ -11,17 +11,17 @@ from typing import Any
 from .camera import EXPIRY_GRACE, CameraStream
 from .client import StreamClient
 from .clock import Clock
-from .errors import CommandFailed, OverCapacity
+from .errors import OverCapacity, ViewerWithdrawn
 from .models import (
     CameraInfo,
     QueueStats,
     StreamHandle,
     StreamProtocol,
-    StreamState,
     StreamStatus,
 )
 from .queue import CommandQueue, Spawn
 from .settings import Settings
+from .viewer import ViewerSession
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -65,7 +65,9 @@ class StreamScheduler:
         )
         self._streams: dict[str, CameraStream] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._viewers: dict[str, tuple[CameraStream, asyncio.Task[None]]] = {}
+        self._viewers: dict[str, tuple[ViewerSession, asyncio.Task[None]]] = {}
+        self._opening: dict[str, ViewerSession] = {}
+        self._withdrawn: set[str] = set()
         self._viewer_ids = itertools.count(1)
         self._refuse_extensions: set[str] = set()
         """Cameras known to refuse extensions (learned by viewers, or saved)."""
@@ -246,65 +248,131 @@ class StreamScheduler:
         """The state machine of a camera (KeyError when unknown)."""
         return self._streams[device_id]
 
-    async def open_viewer(self, device_id: str, offer_sdp: str) -> tuple[str, StreamHandle]:
-        """Start a viewer's WebRTC session, ahead of background work; keep it extended.
-
-        Returns a key for `close_viewer` and the session (with the answer SDP). Raises
-        `OverCapacity` when the kept-alive cameras and the open viewers already use the whole
-        quota (a viewer never starves a camera), `CommandFailed` (or the command's error) when
-        the first generation fails.
-        """
-        camera = self._streams[device_id].camera
+    def _check_room(self) -> None:
+        """Raise `OverCapacity` when the kept-alive cameras and the viewers fill the quota."""
         in_use = sum(1 for stream in self._streams.values() if stream.enabled)
         if in_use + len(self._viewers) >= self.capacity:
             raise OverCapacity(
                 f"{in_use} cameras and {len(self._viewers)} viewers use the quota's "
                 f"{self.capacity} streams"
             )
-        key = f"{device_id}#viewer-{next(self._viewer_ids)}"
-        ready: asyncio.Future[StreamHandle] = asyncio.get_running_loop().create_future()
 
-        def on_change(viewer: CameraStream) -> None:
-            if not viewer.status.can_extend:
-                self._refuse_extensions.add(device_id)
-            if ready.done():
-                return
-            if viewer.handle is not None:
-                ready.set_result(viewer.handle)
-            elif viewer.status.state in (StreamState.FAILED, StreamState.DEGRADED):
-                # A failure always leaves its error text.
-                ready.set_exception(CommandFailed(str(viewer.status.last_error)))
+    def _new_viewer(
+        self,
+        device_id: str,
+        on_end: Callable[[str], None],
+        handle: StreamHandle | None = None,
+        key: str | None = None,
+    ) -> tuple[str, ViewerSession]:
+        key = key or f"{device_id}#viewer-{next(self._viewer_ids)}"
 
-        viewer = self._new_stream(
-            camera,
-            on_change=on_change,
-            offer_sdp=offer_sdp,
-            urgent_start=True,
+        def ended(reason: str) -> None:
+            self._forget_viewer(key)
+            on_end(reason)
+
+        viewer = ViewerSession(
+            self._streams[device_id].camera,
+            client=self._client,
+            queue=self.queue,
+            clock=self._clock,
+            settings=self.settings,
+            lead=self.lead,
+            on_end=ended,
+            on_auth_failed=self._auth_failed,
             can_extend=device_id not in self.cannot_extend(),
+            handle=handle,
         )
-        self._viewers[key] = (viewer, self._spawn(viewer.run(), key))
-        try:
-            return key, await ready
-        except BaseException:
-            self.close_viewer(key)
-            raise
+        return key, viewer
 
-    def close_viewer(self, key: str) -> None:
-        """End a viewer's session: stop extending it and stop it at Google."""
-        if (entry := self._viewers.pop(key, None)) is not None:
-            viewer, task = entry
+    async def open_viewer(
+        self,
+        device_id: str,
+        offer_sdp: str,
+        on_end: Callable[[str], None],
+        *,
+        key: str | None = None,
+    ) -> tuple[str, StreamHandle]:
+        """Start a viewer's WebRTC session, ahead of background work; keep it extended.
+
+        Returns a key for `close_viewer` (`key` when given) and the session (with the answer
+        SDP). `on_end(reason)`
+        is called when the session ends on its own (it cannot be extended, or was refused):
+        the viewer must start anew (a session is never regenerated). Raises `OverCapacity`
+        when the kept-alive cameras and the open viewers already use the whole quota (a viewer
+        never starves a camera), the command's error when the generation fails, and
+        `ViewerWithdrawn` when `withdraw_viewer` was called meanwhile (a session generated
+        anyway is stopped).
+        """
+        self._check_room()
+        key, viewer = self._new_viewer(device_id, on_end, key=key)
+        self._opening[key] = viewer
+        try:
+            handle = await viewer.generate(offer_sdp)
+        except asyncio.CancelledError:
+            if key not in self._withdrawn:
+                raise
+            raise ViewerWithdrawn(key) from None
+        finally:
+            self._opening.pop(key, None)
+            withdrawn = key in self._withdrawn
+            self._withdrawn.discard(key)
+        if withdrawn:  # generated meanwhile: nobody will watch it
+            viewer.stop_at_google()
+            raise ViewerWithdrawn(key)
+        self._viewers[key] = (viewer, self._spawn(viewer.run(), key))
+        self._notify(self._streams.get(device_id))
+        return key, handle
+
+    def withdraw_viewer(self, key: str) -> None:
+        """A viewer left while its session was being generated: nothing of it may stay."""
+        if (viewer := self._opening.get(key)) is not None:
+            self._withdrawn.add(key)
+            viewer.withdraw()
+
+    def opening_viewers(self) -> list[str]:
+        """Keys of viewers whose session is being generated (`open_viewer` not returned)."""
+        return list(self._opening)
+
+    def adopt_viewer(
+        self, device_id: str, handle: StreamHandle, on_end: Callable[[str], None]
+    ) -> str | None:
+        """Keep extending a session a previous scheduler made (an entry reload); its key, or
+        None when the camera is unknown or the session has expired."""
+        if device_id not in self._streams or handle.expires_at <= self._clock.now() + EXPIRY_GRACE:
+            return None
+        key, viewer = self._new_viewer(device_id, on_end, handle)
+        self._viewers[key] = (viewer, self._spawn(viewer.run(), key))
+        return key
+
+    def viewer_handle(self, key: str) -> StreamHandle | None:
+        """The viewer's session as it is now (None: unknown or ended)."""
+        entry = self._viewers.get(key)
+        return entry[0].handle if entry is not None else None
+
+    def _forget_viewer(self, key: str) -> ViewerSession | None:
+        if (entry := self._viewers.pop(key, None)) is None:
+            return None
+        viewer, task = entry
+        if not viewer.can_extend:
+            self._refuse_extensions.add(viewer.camera.device_id)
+        if task is not asyncio.current_task():
             task.cancel()
-            viewer.queue_stop()
+        return viewer
+
+    def close_viewer(self, key: str, *, at_google: bool = True) -> None:
+        """End a viewer's session: stop extending it and (with `at_google`) stop it at Google."""
+        if (viewer := self._forget_viewer(key)) is not None and at_google:
+            viewer.stop_at_google()
 
     async def run(self) -> None:
         """Run the command queue's worker until cancelled."""
         await self.queue.run()
 
     async def stop(self, *, stop_streams: bool = True, grace: float = 10.0) -> None:
-        """Stop everything; with `stop_streams`, the live streams are stopped at Google first."""
-        viewers = list(self._viewers)
-        for key in viewers:
-            self.close_viewer(key)
+        """Stop everything; with `stop_streams`, the live streams (and viewers' sessions) are
+        stopped at Google first, else they are left to whoever comes next (a reload)."""
+        for key in list(self._viewers):
+            self.close_viewer(key, at_google=stop_streams)
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)

@@ -1,0 +1,111 @@
+"""The feed's own clock: timestamps that continue across the RTSP sessions a feed reads.
+
+Each session starts its clock anew (and the first packet of each stream may come without a
+timestamp). The feed joins a session at one of its video key frames: from there the session's
+times are shifted so that the key frame follows the previous session's last frame by one
+frame's duration. Audio and video of a session are shifted alike, so they stay in sync.
+Presentation and decoding times keep their distance (B-frames keep their order).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import av
+
+VIDEO_CLOCK = Fraction(1, 90_000)
+"""The feed's video time base (RTP's video clock)."""
+DEFAULT_FRAME = Fraction(1, 15)
+"""A frame's duration until two frames were seen."""
+
+
+class StreamClock:
+    """Source times of one stream of one session, in seconds; a missing timestamp is filled in."""
+
+    def __init__(self) -> None:
+        """Nothing seen yet."""
+        self._last: Fraction | None = None
+        self._last_dts: Fraction | None = None
+
+    def times(self, packet: av.Packet[Any]) -> tuple[Fraction, Fraction]:
+        """(presentation, decoding) time of `packet` in seconds on its session's clock."""
+        base = packet.time_base
+        duration = Fraction(packet.duration or 0) * base if base else Fraction(0)
+        if packet.pts is not None and base:
+            pts = Fraction(packet.pts) * base
+        elif self._last is not None:
+            pts = self._last + duration  # FFmpeg leaves the first packets unstamped
+        else:
+            pts = Fraction(0)
+        if packet.dts is not None and base:
+            dts = Fraction(packet.dts) * base
+        elif self._last_dts is not None:
+            dts = self._last_dts + duration
+        else:
+            dts = pts
+        self._last, self._last_dts = pts, dts
+        return pts, dts
+
+
+class Timeline:
+    """Maps each session's times onto one clock that never goes back."""
+
+    def __init__(self) -> None:
+        """Start at zero."""
+        self._offset: Fraction | None = None
+        """Added to the current session's times; None until it was joined at a key frame."""
+        self._video = StreamClock()
+        self._audio = StreamClock()
+        self._last_video: Fraction | None = None
+        self._last_audio: Fraction | None = None
+        self._frame = DEFAULT_FRAME
+
+    @property
+    def joined(self) -> bool:
+        """Whether the current session was joined (at a key frame)."""
+        return self._offset is not None
+
+    def new_session(self) -> None:
+        """A new session starts: its times are mapped from its first key frame on."""
+        self._offset = None
+        self._video = StreamClock()
+        self._audio = StreamClock()
+
+    def video(self, packet: av.Packet[Any]) -> av.Packet[Any] | None:
+        """`packet` stamped on the feed's clock (VIDEO_CLOCK), or None before the session's
+        first key frame."""
+        pts, dts = self._video.times(packet)
+        if self._offset is None:
+            if not packet.is_keyframe:
+                return None
+            start = Fraction(0) if self._last_video is None else self._last_video + self._frame
+            self._offset = start - dts
+        out_dts = dts + self._offset
+        if self._last_video is not None:
+            step = out_dts - self._last_video
+            if step <= 0:  # going back (a broken source): one frame on
+                out_dts = self._last_video + self._frame
+            elif step < 1:
+                self._frame = step
+        self._last_video = out_dts
+        out_pts = out_dts + max(Fraction(0), pts - dts)  # B-frames keep their distance
+        packet.pts = round(out_pts / VIDEO_CLOCK)
+        packet.dts = round(out_dts / VIDEO_CLOCK)
+        packet.time_base = VIDEO_CLOCK
+        return packet
+
+    def audio(self, packet: av.Packet[Any]) -> av.Packet[Any] | None:
+        """`packet` stamped on the feed's clock (in its own time base), or None before the
+        session was joined or when it would overlap audio already given out."""
+        pts, _ = self._audio.times(packet)
+        if self._offset is None:
+            return None
+        out = pts + self._offset
+        if self._last_audio is not None and out <= self._last_audio:
+            return None
+        self._last_audio = out
+        base = packet.time_base or Fraction(1, 90_000)
+        packet.pts = packet.dts = round(out / base)
+        packet.time_base = base
+        return packet
