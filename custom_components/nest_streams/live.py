@@ -259,6 +259,8 @@ class LiveViews:
                 session_id, offer, ice_servers, partial(self._relay_ended, viewer)
             )
         except RelayError as err:
+            if viewer.closed:
+                return  # the viewer left meanwhile: its peer is closed, nothing to say
             self._viewers.pop(session_id, None)
             raise HomeAssistantError(
                 translation_domain=DOMAIN,

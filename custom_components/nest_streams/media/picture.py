@@ -54,7 +54,11 @@ def jpeg(image: Image.Image, width: int | None = None, height: int | None = None
 def decode_key_frame(packet: av.Packet[Any]) -> Image.Image | None:
     """The picture of a key frame (which carries its parameter sets)."""
     decoder = _decoder()
-    frames = [*decoder.decode(av.Packet(bytes(packet))), *decoder.decode(None)]
+    try:
+        frames = [*decoder.decode(av.Packet(bytes(packet))), *decoder.decode(None)]
+    except av.FFmpegError as err:
+        _LOGGER.debug("a key frame could not be decoded: %s", err)
+        return None
     return frames[0].to_image() if frames else None
 
 
