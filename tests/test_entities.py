@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock, patch
 
+from aiortc import RTCPeerConnection, RTCRtpReceiver
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.camera import async_get_image, async_get_stream_source
 from homeassistant.components.camera.const import StreamType
@@ -37,6 +38,7 @@ from custom_components.nest_streams.const import DOMAIN
 from custom_components.nest_streams.media.feed import CameraFeed
 from custom_components.nest_streams.media.picture import Stills
 from custom_components.nest_streams.media.session import RtspSession
+from custom_components.nest_streams.media.webrtc import NO_VIDEO, OFFER_UNUSABLE
 from sdm_emulator import Emulator, default_devices
 
 from .common import CHROME_OFFER, advance, state
@@ -213,8 +215,21 @@ async def test_rtsp_live_view_refuses_an_offer_without_h264(
     await advance(hass, freezer, 30)
     camera = hass.data["camera"].get_entity("camera.room_01_camera_01")
     with pytest.raises(HomeAssistantError) as err:
-        await camera.async_handle_async_webrtc_offer("v=0\r\n", "viewer-1", lambda _: None)
+        await camera.async_handle_async_webrtc_offer("not an offer", "viewer-1", lambda _: None)
     assert err.value.translation_key == "live_view_failed"
+    assert err.value.translation_placeholders == {"error": OFFER_UNUSABLE}
+    vp8_only = RTCPeerConnection()
+    transceiver = vp8_only.addTransceiver("video", direction="recvonly")
+    transceiver.setCodecPreferences(
+        [c for c in RTCRtpReceiver.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
+    )
+    await vp8_only.setLocalDescription(await vp8_only.createOffer())
+    with pytest.raises(HomeAssistantError) as err:
+        await camera.async_handle_async_webrtc_offer(
+            vp8_only.localDescription.sdp, "viewer-2", lambda _: None
+        )
+    await vp8_only.close()
+    assert err.value.translation_placeholders == {"error": NO_VIDEO}
     assert feed_of(hass, "camera.room_01_camera_01").consumers == 0
     assert not camera.coordinator.live.watched(camera.device_id)
 

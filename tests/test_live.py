@@ -131,6 +131,7 @@ async def test_live_views_outlive_a_reload(
     assert [type(m) for m in messages] == [WebRTCAnswer, WebRTCAnswer]
     media = views(hass, setup_integration).media(rtsp.device_id, "")
     peer = media.peer("r1")
+    assert peer is not None
     url = media.feed.url
     assert await hass.config_entries.async_reload(setup_integration.entry_id)
     await advance(hass, freezer, 5)

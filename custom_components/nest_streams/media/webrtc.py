@@ -53,8 +53,16 @@ RESOLVED_FOR = 300.0
 """Seconds an ICE server's address is remembered (a failed lookup too)."""
 
 
+NO_VIDEO = "the browser's offer has no H.264 video the camera could send"
+OFFER_UNUSABLE = "the browser's offer could not be used (not a WebRTC offer with H.264 video)"
+
+
 class RelayError(Exception):
-    """The viewer's offer cannot be answered (no H.264 video in it, or not an SDP offer)."""
+    """The viewer's offer cannot be answered; the text says why, in the user's words."""
+
+
+class NoVideo(ValueError):
+    """The offer asks for no video the relay can send."""
 
 
 class VideoTrack(MediaStreamTrack):
@@ -211,6 +219,9 @@ class RelayPeer:
         """
         try:
             answer = await self._answer(offer_sdp)
+        except NoVideo as err:
+            await self.close()  # the caller hears why: `on_closed` is not told
+            raise RelayError(str(err)) from err
         except (
             ValueError,
             RuntimeError,
@@ -218,8 +229,11 @@ class RelayPeer:
             InvalidAccessError,
             InvalidStateError,
         ) as err:
-            await self.close(str(err) or type(err).__name__)
-            raise RelayError(str(err) or type(err).__name__) from err
+            # aiortc's own words are its internals ("list.index(x): x not in list"): logged.
+            _LOGGER.debug("the offer could not be answered: %r", err)
+            reason = "the viewer left" if self.closed else OFFER_UNUSABLE
+            await self.close()
+            raise RelayError(reason) from err
         if self.closed:
             raise RelayError("the viewer left")
         self._timeout = asyncio.get_running_loop().call_later(CONNECT_TIMEOUT, self._not_connected)
@@ -231,6 +245,8 @@ class RelayPeer:
         return answer
 
     async def _answer(self, offer_sdp: str) -> str:
+        if offer_sdp.startswith("v=0") and "h264/90000" not in offer_sdp.lower():
+            raise NoVideo(NO_VIDEO)
         peer = self._peer
         peer.addTrack(self.sound)
         peer.addTrack(self.video)
@@ -250,7 +266,7 @@ class RelayPeer:
             t.kind == "video" and t.currentDirection in ("sendonly", "sendrecv")
             for t in peer.getTransceivers()
         ):
-            raise ValueError("the offer has no H.264 video the relay can send")
+            raise NoVideo(NO_VIDEO)
         return str(peer.localDescription.sdp)
 
     async def add_candidate(self, candidate: str, sdp_mid: str | None) -> None:
