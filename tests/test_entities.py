@@ -220,9 +220,9 @@ async def test_rtsp_live_view_refuses_an_offer_without_h264(
     assert err.value.translation_placeholders == {"error": OFFER_UNUSABLE}
     vp8_only = RTCPeerConnection()
     transceiver = vp8_only.addTransceiver("video", direction="recvonly")
-    transceiver.setCodecPreferences(
-        [c for c in RTCRtpReceiver.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
-    )
+    capabilities = RTCRtpReceiver.getCapabilities("video")
+    assert capabilities is not None
+    transceiver.setCodecPreferences([c for c in capabilities.codecs if c.mimeType == "video/VP8"])
     await vp8_only.setLocalDescription(await vp8_only.createOffer())
     with pytest.raises(HomeAssistantError) as err:
         await camera.async_handle_async_webrtc_offer(
