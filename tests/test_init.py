@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
@@ -11,11 +13,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from webrtc_models import RTCIceCandidateInit
 
 from custom_components.nest_streams.const import DOMAIN
 from sdm_emulator import Emulator
 
-from .common import PROJECT_ID, advance, state
+from .common import CHROME_OFFER, PROJECT_ID, advance, state
 
 
 async def test_setup_and_unload(
@@ -163,3 +166,49 @@ async def test_debug_logs_hold_no_stream_secrets(
     assert "REDACTED" in caplog.text
     leaked = [secret for secret in secrets if secret in caplog.text]
     assert leaked == []
+
+
+SRFLX = (
+    "candidate:842163049 1 udp 1677729535 203.0.113.7 61234 typ srflx raddr 192.168.1.23 "
+    "rport 61234 generation 0 ufrag 1XlH network-cost 999"
+)
+HOST = "candidate:1 1 udp 2122260223 192.168.1.23 61234 typ host generation 0"
+
+
+async def test_debug_logs_hold_no_sdp_secret_or_address(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+    socket_enabled: None,
+) -> None:
+    """Debug logging of every logger the manifest lists: a viewer's offer with a public
+    (srflx) and a private candidate, through the relay and to Google, leaves none of its ICE
+    credentials, fingerprint or addresses in the log (the SDP's media kinds stay)."""
+    for logger in ("google_nest_sdm", "custom_components.nest_streams", "aiortc", "aioice"):
+        caplog.set_level(logging.DEBUG, logger=logger)
+    offer = CHROME_OFFER.replace("a=ice-options:trickle", f"a={SRFLX}\r\na={HOST}", 1)
+    secrets = [
+        "1TuC1dF7OG2qqRtDkGXUT3L4",  # ice-pwd
+        "4B:82:C8:D3:9C:44:74:C9",  # fingerprint
+        "203.0.113.7",
+        "192.168.1.23",
+    ]
+    assert all(secret in offer for secret in secrets)
+    await advance(hass, freezer, 30)
+    with patch("custom_components.nest_streams.live.async_get_ice_servers", return_value=[]):
+        rtsp = hass.data["camera"].get_entity("camera.room_01_camera_01")
+        webrtc = hass.data["camera"].get_entity("camera.room_04_webrtc_camera_01")
+        await rtsp.async_handle_async_webrtc_offer(offer, "r1", lambda _: None)
+        await rtsp.async_on_webrtc_candidate("r1", RTCIceCandidateInit(SRFLX, sdp_mid="0"))
+        answering = asyncio.create_task(
+            webrtc.async_handle_async_webrtc_offer(offer, "w1", lambda _: None)
+        )
+        await advance(hass, freezer, 5)
+        await answering
+        rtsp.close_webrtc_session("r1")
+        webrtc.close_webrtc_session("w1")
+        await advance(hass, freezer, 30)
+    assert "GenerateWebRtcStream" in caplog.text  # the library logged the request
+    assert "SDP (audio video application)" in caplog.text
+    assert [secret for secret in secrets if secret in caplog.text] == []
