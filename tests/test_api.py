@@ -13,6 +13,7 @@ import pytest
 from custom_components.nest_streams import api
 from custom_components.nest_streams.api import SdmClient, TokenAuth
 from custom_components.nest_streams.core.errors import (
+    AUTH_REQUIRED,
     AuthFailed,
     CommandFailed,
     ExtendUnsupported,
@@ -292,7 +293,10 @@ async def test_error_answers_map_by_status(
         await sdm.generate(camera)
     with pytest.raises(on_extend):
         await sdm.extend(camera, stream)
-    assert f"HTTP {status}" in str(generating.value)
+    if isinstance(generating.value, AuthFailed):  # the user's step, whatever refused
+        assert str(generating.value) == AUTH_REQUIRED
+    else:
+        assert f"HTTP {status}" in str(generating.value)
     if isinstance(generating.value, TransientError):
         assert not generating.value.maybe_executed
 

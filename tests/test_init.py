@@ -212,3 +212,27 @@ async def test_debug_logs_hold_no_sdp_secret_or_address(
     assert "GenerateWebRtcStream" in caplog.text  # the library logged the request
     assert "SDP (audio video application)" in caplog.text
     assert [secret for secret in secrets if secret in caplog.text] == []
+
+
+async def test_revoked_credentials_ask_for_sign_in_once_and_stop_calling(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """Google revokes the refresh token: one refresh is tried (at most one more by a command
+    already under way), then the re-authentication flow starts and nothing more is sent;
+    the cameras say re-authentication is required, not what the token endpoint answered."""
+    await advance(hass, freezer, 30)
+    commands = emulator.report()["accepted_commands"]
+    emulator.revoke()
+    await advance(hass, freezer, 300)
+    report = emulator.report()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert report["calls"].get("oauth.token", 0) <= 2
+    assert report["accepted_commands"] == commands
+    errors = {state(hass, f"sensor.room_0{i}_camera_0{i}_last_error") for i in (1, 2, 3)}
+    assert errors == {"Google refused the credentials: re-authentication required"}
+    await advance(hass, freezer, 600)
+    assert emulator.report()["calls"].get("oauth.token", 0) == report["calls"].get("oauth.token", 0)

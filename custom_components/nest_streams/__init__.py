@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import cast
-
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import (
-    ConfigEntryAuthFailed,
-    OAuth2TokenRequestBaseError,
-    OAuth2TokenRequestReauthError,
-)
+from homeassistant.exceptions import ConfigEntryAuthFailed, OAuth2TokenRequestReauthError
 from homeassistant.helpers import (
     config_entry_oauth2_flow,
     config_validation as cv,
@@ -21,9 +14,9 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
 from .api import SdmClient, TokenAuth
+from .auth import AccessTokens
 from .const import API_URL, CONF_PROJECT_ID, DOMAIN
 from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator, NestStreamsData
-from .core.errors import AuthFailed, TransientError
 from .entity import hub_device_info
 from .live import LiveViews
 from .redact import install_secret_filter
@@ -54,26 +47,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) 
             translation_domain=DOMAIN, translation_key="auth_failed"
         ) from err
 
-    refresh_lock = asyncio.Lock()
-
-    async def access_token(refresh: bool) -> str:
-        """A valid access token (`refresh`: a new one); errors as the core's."""
-        try:
-            if refresh:
-                refused = session.token["access_token"]
-                async with refresh_lock:  # commands refused together refresh once
-                    if session.token["access_token"] == refused:
-                        await async_refresh_token(hass, entry, session)
-            else:
-                await session.async_ensure_token_valid()
-        except OAuth2TokenRequestReauthError as err:
-            raise AuthFailed(str(err)) from err
-        except OAuth2TokenRequestBaseError as err:
-            raise TransientError(f"token refresh failed: {err}") from err
-        return cast(str, session.token["access_token"])
-
     client = SdmClient(
-        TokenAuth(async_get_clientsession(hass), API_URL, access_token),
+        TokenAuth(async_get_clientsession(hass), API_URL, AccessTokens(hass, entry, session)),
         entry.data[CONF_PROJECT_ID],
     )
     coordinator = NestStreamsCoordinator(hass, entry, client)
@@ -86,16 +61,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) 
     await coordinator.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
-
-
-async def async_refresh_token(
-    hass: HomeAssistant,
-    entry: NestStreamsConfigEntry,
-    session: config_entry_oauth2_flow.OAuth2Session,
-) -> None:
-    """Refresh the access token now, although it has not expired (Google refused it)."""
-    token = await session.implementation.async_refresh_token(session.token)
-    hass.config_entries.async_update_entry(entry, data={**entry.data, "token": token})
 
 
 async def async_remove_config_entry_device(

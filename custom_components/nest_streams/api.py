@@ -150,7 +150,8 @@ def _core_error(err: HttpError, *, extending: bool, listing: bool = False) -> St
     if err.status >= HTTPStatus.INTERNAL_SERVER_ERROR or err.status == HTTPStatus.CONFLICT:
         return TransientError(message)
     if err.status == HTTPStatus.UNAUTHORIZED:
-        return AuthFailed(message)
+        _LOGGER.debug("refused credentials: %s", message)
+        return AuthFailed()
     if (
         extending
         and err.status == HTTPStatus.BAD_REQUEST

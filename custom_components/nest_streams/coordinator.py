@@ -70,6 +70,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self._saved = SavedState()
         self.push = EntityPush(hass, self._publish)
         self._known: set[str] = set()
+        self._reauth_asked = False
         self._restored = False
         """Whether the set-up took the cameras saved by the last run (the list comes later)."""
         self._started = False
@@ -189,7 +190,9 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
 
     @callback
     def _auth_failed(self) -> None:
-        _LOGGER.warning("Google refused the credentials; re-authentication is needed")
+        if not self._reauth_asked:
+            self._reauth_asked = True
+            _LOGGER.warning("Google refused the credentials; re-authentication is needed")
         self.config_entry.async_start_reauth(self.hass)
 
     async def async_start(self) -> None:

@@ -32,8 +32,15 @@ class ExtendUnsupported(StreamGone):
     """
 
 
+AUTH_REQUIRED = "Google refused the credentials: re-authentication required"
+
+
 class AuthFailed(StreamError):
     """Credentials were refused (401, invalid_grant): the user must re-authenticate."""
+
+    def __init__(self, message: str = AUTH_REQUIRED) -> None:
+        """What the cameras show (the same whatever refused: the user's step is one)."""
+        super().__init__(message)
 
 
 class TransientError(StreamError):
