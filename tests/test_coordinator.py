@@ -453,3 +453,66 @@ async def test_a_camera_change_updates_that_camera_and_the_hub_only(
     calls.clear()
     await coordinator.async_refresh_devices()
     assert "every entity" in calls
+
+
+@pytest.mark.parametrize("devices", [default_devices(5)])
+@pytest.mark.parametrize("options", [{"qpm": 1}])
+async def test_starting_more_than_fit_changes_nothing(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, setup_integration: MockConfigEntry
+) -> None:
+    """Room for 4 of 5: stopping one lets the fifth in; starting it again with another that
+    does not fit fails whole (the message names the one left out; nothing changes)."""
+    await advance(hass, freezer, 10)
+    assert state(hass, "sensor.room_05_camera_05_stream_state") == "stopped"
+    await hass.services.async_call(
+        DOMAIN, "stop_stream", {"entity_id": "camera.room_01_camera_01"}, blocking=True
+    )
+    await advance(hass, freezer, 600)  # one command a minute
+    assert state(hass, "sensor.room_05_camera_05_stream_state") == "running"
+    await hass.services.async_call(
+        DOMAIN, "stop_stream", {"entity_id": "camera.room_02_camera_02"}, blocking=True
+    )
+    await advance(hass, freezer, 10)
+    both = {"entity_id": ["camera.room_01_camera_01", "camera.room_02_camera_02"]}
+    with pytest.raises(ServiceValidationError) as raised:
+        await hass.services.async_call(DOMAIN, "start_stream", both, blocking=True)
+    assert raised.value.translation_placeholders == {
+        "entity_id": "camera.room_02_camera_02",
+        "capacity": "4",
+    }
+    await advance(hass, freezer, 10)
+    assert state(hass, "sensor.room_01_camera_01_stream_state") == "stopped"
+    assert state(hass, "sensor.room_02_camera_02_stream_state") == "stopped"
+    await hass.services.async_call(
+        DOMAIN, "start_stream", {"entity_id": "camera.room_01_camera_01"}, blocking=True
+    )
+    await advance(hass, freezer, 300)
+    assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
+
+
+async def test_actions_on_cameras_of_both_kinds_are_all_or_nothing(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """`all` (or an area, a label) reaches WebRTC cameras too: they are skipped (on demand).
+    A WebRTC camera named by its entity id fails the whole call before any camera changes."""
+    await advance(hass, freezer, 30)
+    named = {"entity_id": ["camera.room_01_camera_01", "camera.room_04_webrtc_camera_01"]}
+    with pytest.raises(ServiceValidationError) as raised:
+        await hass.services.async_call(DOMAIN, "stop_stream", named, blocking=True)
+    assert raised.value.translation_key == "on_demand"
+    assert raised.value.translation_placeholders == {"entity_id": "camera.room_04_webrtc_camera_01"}
+    await advance(hass, freezer, 10)
+    assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
+    assert "executeCommand:StopRtspStream" not in emulator.report()["calls"]
+    await hass.services.async_call(DOMAIN, "stop_stream", {"entity_id": "all"}, blocking=True)
+    await advance(hass, freezer, 30)
+    for name in ("room_01_camera_01", "room_02_camera_02", "room_03_camera_03"):
+        assert state(hass, f"sensor.{name}_stream_state") == "stopped"
+    assert state(hass, "sensor.room_04_webrtc_camera_01_stream_state") == "on_demand"
+    await hass.services.async_call(DOMAIN, "start_stream", {"entity_id": "all"}, blocking=True)
+    await advance(hass, freezer, 60)
+    for name in ("room_01_camera_01", "room_02_camera_02", "room_03_camera_03"):
+        assert state(hass, f"sensor.{name}_stream_state") == "running"

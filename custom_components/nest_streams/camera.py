@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import NoReturn, override
+from typing import override
 
 from aiohttp import web
 from homeassistant.components.camera import Camera
@@ -15,14 +15,13 @@ from homeassistant.components.camera.webrtc import (
     WebRTCSendMessage,
 )
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from webrtc_models import RTCIceCandidateInit
 
-from .const import DOMAIN
 from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator
 from .core.models import StreamProtocol, StreamState
 from .entity import CameraStreamEntity, setup_camera_entities
+from .services import SERVICE_RESTART, SERVICE_START, SERVICE_STOP
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -72,31 +71,20 @@ class NestStreamsCamera(CameraStreamEntity, Camera):
         status = self.status
         return status is not None and status.state is StreamState.RUNNING
 
-    async def async_restart_stream(self) -> None:
-        """Replace the camera's stream with a new one now (service `restart_stream`)."""
-        if not self.coordinator.async_keep_alive(self.device_id, True):
-            self._raise_over_capacity()
-        self.coordinator.scheduler.stream(self.device_id).restart()
+    keeps_alive = True
+    """Whether the camera's stream is kept alive (RTSP), so the services apply to it."""
 
-    async def async_stop_stream(self) -> None:
-        """Stop keeping the stream alive and stop it at Google (service `stop_stream`)."""
-        self.coordinator.async_keep_alive(self.device_id, False)
-
-    async def async_start_stream(self) -> None:
-        """Keep the stream alive again; a degraded camera is retried now (`start_stream`)."""
-        if not self.coordinator.async_keep_alive(self.device_id, True):
-            self._raise_over_capacity()
-        self.coordinator.scheduler.stream(self.device_id).start()
-
-    def _raise_over_capacity(self) -> NoReturn:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="over_capacity",
-            translation_placeholders={
-                "entity_id": self.entity_id,
-                "capacity": str(self.coordinator.scheduler.capacity),
-            },
-        )
+    @callback
+    def apply_service(self, name: str) -> None:
+        """Run a service the call's check allowed (`services.py`): the user's wish is saved
+        and admission runs again; a restart also replaces the stream now."""
+        keep = name != SERVICE_STOP
+        self.coordinator.async_keep_alive({self.device_id}, keep)
+        stream = self.coordinator.scheduler.stream(self.device_id)
+        if name == SERVICE_RESTART:
+            stream.restart()
+        elif name == SERVICE_START:
+            stream.start()
 
     @override
     async def async_camera_image(
@@ -191,6 +179,9 @@ class RtspCamera(NestStreamsCamera):
 class WebRtcCamera(NestStreamsCamera):
     """A WebRTC-only camera: each viewer's offer gets a session from the shared queue."""
 
+    keeps_alive = False
+    """On demand: nothing to start, stop or restart (the services skip or refuse it)."""
+
     @property
     @override
     def is_streaming(self) -> bool:
@@ -201,25 +192,6 @@ class WebRtcCamera(NestStreamsCamera):
     def _async_get_webrtc_client_configuration(self) -> WebRTCClientConfiguration:
         """Ask the frontend for a data channel: Google refuses offers without one."""
         return WebRTCClientConfiguration(data_channel="dataSendChannel")
-
-    async def async_restart_stream(self) -> None:
-        """WebRTC cameras are on demand: there is no kept-alive stream to restart."""
-        self._raise_on_demand()
-
-    async def async_stop_stream(self) -> None:
-        """WebRTC cameras are on demand: there is no kept-alive stream to stop."""
-        self._raise_on_demand()
-
-    async def async_start_stream(self) -> None:
-        """WebRTC cameras are on demand: a session starts when someone watches."""
-        self._raise_on_demand()
-
-    def _raise_on_demand(self) -> None:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="on_demand",
-            translation_placeholders={"entity_id": self.entity_id},
-        )
 
     @override
     async def async_handle_async_webrtc_offer(

@@ -229,16 +229,23 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         await super().async_shutdown()
 
     @callback
-    def async_keep_alive(self, device_id: str, keep: bool) -> bool:
-        """The user starts (`keep`) or stops a camera; whether it is kept alive now.
-
-        The wish is saved (a stopped camera stays stopped across restarts) and admission runs
-        again: a camera the quota cannot hold stays stopped and is named in the repair.
-        """
+    def async_keep_alive(self, device_ids: set[str], keep: bool) -> None:
+        """The user starts (`keep`) or stops cameras: the wish is saved (a stopped camera
+        stays stopped across restarts) and admission runs again."""
         if keep:
-            self._saved.stopped.discard(device_id)
+            self._saved.stopped -= device_ids
         else:
-            self._saved.stopped.add(device_id)
+            self._saved.stopped |= device_ids
         self._apply_cameras()
         self.push.push()
-        return self.scheduler.stream(device_id).enabled
+
+    @callback
+    def not_admitted(self, device_ids: set[str]) -> set[str]:
+        """Of these cameras, those the quota could not keep alive if they were started too
+        (nothing changes: asked before anything is applied)."""
+        excluded = {*self.config_entry.options.get(CONF_EXCLUDED_CAMERAS, []), *self._saved.stopped}
+        admitted, _ = self.scheduler.admission(
+            self.cameras.values(),
+            lambda c: c.device_id in device_ids or c.device_id not in excluded,
+        )
+        return device_ids - admitted

@@ -154,15 +154,9 @@ class StreamScheduler:
         def alive(camera: CameraInfo) -> bool:
             return camera.protocol is StreamProtocol.RTSP and keep_alive(camera)
 
-        # Cameras kept alive now keep their place; the others queue up in name order.
-        wanted = sorted(
-            (camera for camera in cameras if alive(camera)),
-            key=lambda c: not self._kept_alive(c.device_id),
-        )
-        admitted = {camera.device_id for camera in wanted[: self.capacity]}
+        admitted, over_capacity = self.admission(cameras, keep_alive)
         self._admitted = len(admitted)
         self._slack = self.settings.at_rate(self.queue.share.rate).lead_slack(len(admitted))
-        over_capacity = tuple(c.device_id for c in wanted if c.device_id not in admitted)
         if over_capacity and over_capacity != self.over_capacity:
             _LOGGER.warning(
                 "%d cameras need more commands than %.3g per minute allow; not kept alive: %s",
@@ -207,6 +201,25 @@ class StreamScheduler:
         for device_id in set(self._streams) - seen:
             self._remove(device_id)
         self._notify()
+
+    def admission(
+        self, cameras: Iterable[CameraInfo], keep_alive: Callable[[CameraInfo], bool]
+    ) -> tuple[set[str], tuple[str, ...]]:
+        """Which cameras the quota would keep alive with these wishes, and which not.
+
+        Cameras kept alive now keep their place; the others queue up in name order. Changes
+        nothing (services ask it before they apply anything).
+        """
+        wanted = sorted(
+            (
+                camera
+                for camera in sorted(cameras, key=lambda c: (c.name, c.device_id))
+                if camera.protocol is StreamProtocol.RTSP and keep_alive(camera)
+            ),
+            key=lambda c: not self._kept_alive(c.device_id),
+        )
+        admitted = {camera.device_id for camera in wanted[: self.capacity]}
+        return admitted, tuple(c.device_id for c in wanted if c.device_id not in admitted)
 
     def _kept_alive(self, device_id: str) -> bool:
         stream = self._streams.get(device_id)
