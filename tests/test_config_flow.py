@@ -243,6 +243,12 @@ async def test_options_flow_refuses_invalid_numbers(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"qpm": "invalid_number", "max_failures": "invalid_number"}
+    # HA's number selector would store `true` as 1 (capacity 4): refused instead.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**NEW_OPTIONS, "qpm": True}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"qpm": "invalid_number"}
     result = await hass.config_entries.options.async_configure(result["flow_id"], NEW_OPTIONS)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()

@@ -236,3 +236,13 @@ async def test_revoked_credentials_ask_for_sign_in_once_and_stop_calling(
     assert errors == {"Google refused the credentials: re-authentication required"}
     await advance(hass, freezer, 600)
     assert emulator.report()["calls"].get("oauth.token", 0) == report["calls"].get("oauth.token", 0)
+
+
+async def test_set_up_loads_what_ice_would_import_in_the_event_loop(
+    hass: HomeAssistant, setup_integration: MockConfigEntry
+) -> None:
+    """dnspython's record types (aioice's mDNS needs A and AAAA) are imported at set-up, in
+    the executor: a live view's first mDNS candidate imports nothing in the event loop."""
+    import sys
+
+    assert {"dns.rdtypes.IN.A", "dns.rdtypes.IN.AAAA"} <= sys.modules.keys()

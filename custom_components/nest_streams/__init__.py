@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.rdata
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, OAuth2TokenRequestReauthError
@@ -28,10 +29,18 @@ PLATFORMS = [Platform.BINARY_SENSOR, Platform.CAMERA, Platform.SENSOR]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services; keep secrets out of debug logs."""
+    """Register the services; keep secrets out of debug logs; load what the live view's ICE
+    would otherwise import in the event loop."""
     install_secret_filter()
     async_setup_services(hass)
+    await hass.async_add_executor_job(_load_dns_types)
     return True
+
+
+def _load_dns_types() -> None:
+    """dnspython's record types, which it imports on first use: aioice resolves a browser's
+    mDNS candidates (`….local`) with it, in the event loop (HA reports blocking imports)."""
+    dns.rdata.load_all_types(disable_dynamic_load=False)
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) -> bool:

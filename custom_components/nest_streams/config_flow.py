@@ -188,13 +188,22 @@ class NestStreamsFlowHandler(config_entry_oauth2_flow.AbstractOAuth2FlowHandler,
         return NestStreamsOptionsFlow()
 
 
+class _NumberOnly(NumberSelector):
+    """HA's number selector, which would take `true` for 1: a boolean reaches the step
+    unchanged, which refuses it with the field's error."""
+
+    def __call__(self, data: Any) -> Any:
+        """A number as HA's selector casts it; a boolean as it came."""
+        return data if isinstance(data, bool) else super().__call__(data)
+
+
 def _selector(option: UserOption) -> NumberSelector:
     config = NumberSelectorConfig(
         min=option.minimum, max=option.maximum, step=option.step, mode=NumberSelectorMode.BOX
     )
     if option.unit is not None:
         config["unit_of_measurement"] = option.unit
-    return NumberSelector(config)
+    return _NumberOnly(config)
 
 
 class NestStreamsOptionsFlow(OptionsFlowWithReload):
