@@ -40,7 +40,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 def _load_dns_types() -> None:
     """dnspython's record types, which it imports on first use: aioice resolves a browser's
     mDNS candidates (`….local`) with it, in the event loop (HA reports blocking imports)."""
-    dns.rdata.load_all_types(disable_dynamic_load=False)
+    dns.rdata.load_all_types(disable_dynamic_load=False)  # type: ignore[no-untyped-call]
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) -> bool:
