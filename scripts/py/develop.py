@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 import contextlib
 import dataclasses
@@ -88,6 +88,8 @@ class Options:
     keep_config: bool
     rtsp_mode: str = "keep"
     media: bool = True
+    video_size: str = "1280x720"
+    gop: float = 4.0
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -116,6 +118,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "their token)",
     )
     add("--no-media", action="store_true", help="the emulator serves no video")
+    add("--video-size", default="1280x720", help="RTSP cameras' picture size (1280x720)")
+    add("--gop", type=float, default=4.0, help="seconds between key frames (4; a guess)")
     args = parser.parse_args(argv)
     return Options(
         cameras=args.cameras,
@@ -134,6 +138,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         keep_config=args.keep_config,
         rtsp_mode=args.rtsp_mode,
         media=not args.no_media,
+        video_size=args.video_size,
+        gop=args.gop,
     )
 
 
@@ -410,20 +416,17 @@ async def write_dashboard(ha: HomeAssistantClient, options: Options) -> int:
 
 
 async def report_start_up(ha: HomeAssistantClient, cameras: int) -> None:
-    """Say when every camera's stream state first read 'running' (start-up under the quota)."""
+    """Say when every camera's stream state first read 'running' or 'on_demand' (WebRTC
+    cameras stream only while watched): start-up under the quota."""
     started = time.monotonic()
     while time.monotonic() - started < 600:
         async with ha.session.get(f"{ha.base}/api/states", headers=ha._headers) as response:
             states = await response.json()
-        # WebRTC cameras are on demand: they never run without a viewer.
-        running = sum(
-            1
-            for item in states
-            if item["entity_id"].endswith("_stream_state")
-            and item["state"] in ("running", "on_demand")
+        counts = Counter(
+            item["state"] for item in states if item["entity_id"].endswith("_stream_state")
         )
-        if running >= cameras:
-            say(f"all {cameras} cameras running")
+        if counts["running"] + counts["on_demand"] >= cameras:
+            say(f"{counts['running']} running, {counts['on_demand']} on demand")
             return
         await asyncio.sleep(2)
     say("not every camera is running after 10 minutes; see the stream state sensors")
@@ -459,7 +462,16 @@ async def processes(
     ]
     for device in options.failing:
         emulator_args += ["--failing-device", device]
-    emulator_args += ["--rtsp-mode", options.rtsp_mode] if options.media else ["--no-media"]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if options.media:
+        emulator_args += ["--rtsp-mode", options.rtsp_mode, "--video-size", options.video_size]
+        emulator_args += ["--gop", str(options.gop)]
+        # The emulator serves rtsps with a certificate of its own CA; HA trusts that CA the
+        # way an install trusts Google's: through the CA bundle HA's HTTP client uses.
+        emulator_args += ["--tls-dir", str(options.config / "emulator-tls")]
+        environment["REQUESTS_CA_BUNDLE"] = str(trust_emulator(options.config))
+    else:
+        emulator_args.append("--no-media")
     logs = options.config / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     # Children run in their own sessions: a terminal's Ctrl-C reaches only this script, which
@@ -472,7 +484,6 @@ async def processes(
         stdout=(logs / "emulator.log").open("w"),
         stderr=asyncio.subprocess.STDOUT,
     )
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     # The integration's Google URLs are pointed at the emulator by a dev-only launcher.
     hass = await asyncio.create_subprocess_exec(
         python,
@@ -499,6 +510,18 @@ async def processes(
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+def trust_emulator(config: Path) -> Path:
+    """The emulator's CA and certificate (made now, in `config`), and a CA bundle of
+    certifi's CAs plus the emulator's for HA (`REQUESTS_CA_BUNDLE`)."""
+    if str(ROOT) not in sys.path:  # the emulator's package, from the checkout
+        sys.path.insert(0, str(ROOT))
+    from sdm_emulator.media.live import tls_files
+    from sdm_emulator.media.tls import ca_bundle
+
+    files = tls_files(config / "emulator-tls")
+    return ca_bundle(files.ca, config / "ca-bundle.pem")
 
 
 def write_http_settings(options: Options) -> None:
@@ -602,6 +625,7 @@ def check_profile(config: Path, **changes: Any) -> Options:
         max_failures=3,
         degraded_retry=300,
         keep_config=False,
+        video_size="640x360",  # 14 encoders at 720p would take both cores
     )
     return dataclasses.replace(options, **changes)
 

@@ -192,14 +192,14 @@ async def browser_checks(ha_url: str, emulator_url: str) -> None:
         await browser.close()
 
 
-async def video(compare: bool) -> None:
+async def video() -> None:
     """The video checks in a browser of their own."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         try:
-            await video_checks(browser, compare=compare)
+            await video_checks(browser)
         finally:
             await browser.close()
 
@@ -207,13 +207,12 @@ async def video(compare: bool) -> None:
 async def main() -> None:
     """Bring everything up, run the browser checks, tear down; then the video checks.
 
-    `--video-only` skips the dashboard checks, `--no-video` the video checks; `--compare` also
-    measures HA core's strategy (restart the stream worker at every extension) for the README.
+    `--video-only` skips the dashboard checks, `--no-video` the video checks.
     """
     if "--video-only" not in sys.argv:
         await dashboard()
     if "--no-video" not in sys.argv:
-        await video("--compare" in sys.argv)
+        await video()
     say("passed")
 
 
