@@ -104,6 +104,12 @@ def run_seeds(args: argparse.Namespace, cameras: int) -> dict[str, Any]:
     summary["not_admitted"] = max(run["not_admitted"] for run in runs)
     summary["quota_rejections"] = max(run["quota_rejections"] for run in runs)
     summary["peak_calls_60s"] = max(run["peak_calls_60s"] for run in runs)
+    summary["orphans_per_day_max"] = max(run["orphans_per_day"] or 0 for run in runs)
+    summary["orphans_per_day_median"] = statistics.median(
+        run["orphans_per_day"] or 0 for run in runs
+    )
+    summary["double_stream_share_max"] = max(run["double_stream_share"] for run in runs)
+    summary["late_answers"] = sum(run["late_answers"] for run in runs)
     if args.foreign_qpm:
         shared = [run["shared"] for run in runs]
         summary["shared"] = {

@@ -243,6 +243,15 @@ async def simulate(
         else None,
         "not_admitted": len(scheduler.over_capacity),
         "degraded_at_end": sum(1 for s in statuses.values() if s.state is StreamState.DEGRADED),
+        "orphans": report["double_streams"]["orphans"],
+        "orphans_per_day": round(report["double_streams"]["orphans"] / hours * 24, 1)
+        if hours
+        else None,
+        "double_stream_share": report["double_streams"]["double_seconds"]
+        / (cameras * (end - steady))
+        if cameras and end > steady
+        else 0.0,
+        "late_answers": scheduler.stats().late_answers,
         "faults": report["faults"],
         "shared": shared,
     }

@@ -6,7 +6,9 @@ Runs `benchmarks/soak_harness.py` under pytest (HA's test harness, freezer time)
 subprocess and prints ONE JSON line: unhandled exceptions (records at ERROR), entities lost,
 re-authentication flows, generations beyond the necessary, camera-entity unavailable seconds,
 the worst camera's not-running seconds and availability (HA's sensor and the emulator's),
-429s, orphan streams left at Google. The fault programme is described in the harness.
+429s, orphan streams left at Google at the end and during the run (replaced while they lived,
+then left to expire), the seconds cameras held two streams at once, late answers used. The
+fault programme is described in the harness.
 """
 
 from __future__ import annotations

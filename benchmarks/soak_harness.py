@@ -269,6 +269,11 @@ async def test_soak(
         "availability": report["availability"]["overall"],
         "quota_rejections_429": report["quota_rejections"],
         "orphan_streams_at_google": max(0, report["live_streams"] - held),
+        # Over the whole run: streams replaced while they lived and then left to expire, and
+        # the time cameras held two streams or more at Google.
+        "orphan_streams_during_run": report["double_streams"]["orphans"],
+        "double_stream_seconds": report["double_streams"]["double_seconds"],
+        "late_answers_used": entry.runtime_data.coordinator.scheduler.stats().late_answers,
         "faults": report["faults"],
     }
     output = Path(_env("OUTPUT", "soak.jsonl"))

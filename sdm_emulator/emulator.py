@@ -18,7 +18,7 @@ from .clock import Clock, SystemClock
 from .config import DeviceKind, DeviceSpec, EmulatorConfig
 from .faults import Fault, FaultInjector, ScriptedFault
 from .media import Media
-from .metrics import Metrics, StreamRecord
+from .metrics import Metrics, StreamRecord, double_streams
 from .quota import FixedWindow, ForeignClient, SlidingWindow
 
 COMMAND_PREFIX = "sdm.devices.commands.CameraLiveStream."
@@ -714,6 +714,9 @@ class Emulator:
             "availability": availability,
             "live_streams": sum(
                 1 for s in self.streams.values() if s.stopped_at is None and s.expires_at > until
+            ),
+            "double_streams": double_streams(
+                self.streams.values(), until, self.started if since is None else since
             ),
             "media": None if self.media is None else self.media.info(),
         }

@@ -123,3 +123,44 @@ class Metrics:
             "min": min(per_camera.values()) if per_camera else None,
             "per_camera": per_camera,
         }
+
+
+def double_streams(
+    records: Iterable[StreamRecord], until: float, since: float = -math.inf
+) -> dict[str, Any]:
+    """RTSP streams a camera held at Google beside a newer one (from `since` to `until`).
+
+    An orphan is a stream a newer stream of its camera replaced while it still lived, and that
+    was then left to expire instead of being stopped (its client lost track of it, or could
+    not stop it). `double_seconds` is the time cameras held two streams or more at once.
+    """
+    by_device: defaultdict[str, list[StreamRecord]] = defaultdict(list)
+    for record in records:
+        if record.protocol == "RTSP" and record.started < until:
+            by_device[record.device_id].append(record)
+    orphans = live = 0
+    double: dict[str, float] = {}
+    for device_id, streams in by_device.items():
+        streams.sort(key=lambda record: record.started)
+        for index, record in enumerate(streams):
+            newer = [other for other in streams[index + 1 :] if other.started < record.end()]
+            if newer and record.stopped_at is None and record.end() > since:
+                orphans += 1
+                live += record.end() > until
+        edges = sorted(
+            [(max(r.started, since), 1) for r in streams if r.end() > since]
+            + [(min(r.end(), until), -1) for r in streams if r.end() > since]
+        )
+        alive, last, total = 0, since, 0.0
+        for moment, step in edges:
+            if alive >= 2:
+                total += max(0.0, moment - last)
+            alive += step
+            last = moment
+        double[device_id] = total
+    return {
+        "orphans": orphans,
+        "live_orphans": live,
+        "double_seconds": round(sum(double.values()), 1),
+        "double_seconds_max_camera": round(max(double.values(), default=0.0), 1),
+    }

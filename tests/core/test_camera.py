@@ -177,10 +177,10 @@ def test_unanswered_rtsp_extension_replaces_the_stream() -> None:
             [(300, _status("a"))],
         )
     )
-    # The old stream is stopped once the new one runs: if the extension never reached Google,
-    # it would otherwise live on there as an orphan until it expires.
-    assert [op for _, op in client.ops("a")] == ["generate", "extend", "generate", "stop"]
-    assert [stream.url for stream in client.stopped] == ["rtsps://host/a?auth=t1"]
+    # The old stream is not stopped: if Google carried the extension out its tokens rotated
+    # (a stop with the old one is refused), else it expires within the lead anyway.
+    assert [op for _, op in client.ops("a")] == ["generate", "extend", "generate"]
+    assert client.stopped == []
     assert status.state is StreamState.RUNNING
     assert status.stream_url == "rtsps://host/a?auth=t2"
 
@@ -802,3 +802,63 @@ def test_a_refused_extensions_replacement_retries_a_passing_error_soon() -> None
     generations = [at for at, op in client.ops("a") if op == "generate"]
     assert len(generations) == 4
     assert generations[3] - generations[2] == pytest.approx(2 * 6.06)  # not 20 s
+
+
+def test_a_slow_extension_is_an_answer_not_a_failure() -> None:
+    """Answered after 20 s (Google's slow answers are real): waited for while a replacement
+    could still take over in time, so the extension counts, nothing is generated."""
+    client, _, (status,) = virtual(
+        _scenario([rtsp("a")], lambda c: c.script("a", "extend", 20.0), [(300, _status("a"))])
+    )
+    assert [op for _, op in client.ops("a")] == ["generate", "extend"]
+    assert status.state is StreamState.RUNNING
+    assert status.consecutive_failures == 0
+    assert status.stream_url == "rtsps://host/a?auth=t2"
+
+
+def test_a_late_answer_after_the_replacement_is_stopped_with_its_own_token() -> None:
+    """Answered after 60 s: the replacement was made meanwhile; the late answer's stream (its
+    new tokens known now) is stopped, not left to live beside the camera's stream."""
+    client, _, (status,) = virtual(
+        _scenario([rtsp("a")], lambda c: c.script("a", "extend", 60.0), [(340, _status("a"))])
+    )
+    assert [op for _, op in client.ops("a")] == ["generate", "extend", "generate", "stop"]
+    assert [stream.url for stream in client.stopped] == ["rtsps://host/a?auth=t3"]
+    assert status.state is StreamState.RUNNING
+    assert status.stream_url == "rtsps://host/a?auth=t2"
+
+
+def test_a_late_answer_before_the_replacement_is_taken() -> None:
+    """A generation unanswered in time, answered while its retry waits: the late stream is the
+    camera's; the retry is not sent; the failure is forgotten."""
+    config = Settings(command_timeout=10, retry_base=30)
+    client, _, (status,) = virtual(
+        _scenario(
+            [rtsp("a")],
+            lambda c: c.script("a", "generate", 20.0),
+            [(60, _status("a"))],
+            config=config,
+        )
+    )
+    assert [op for _, op in client.ops("a")] == ["generate"]
+    assert status.state is StreamState.RUNNING
+    assert status.consecutive_failures == 0
+
+
+def test_fast_failures_do_not_degrade_before_the_back_off_has_run() -> None:
+    """Five failures within a minute (retries squeezed in before the stream expired) leave the
+    camera failing, not degraded: degraded takes the back-off's schedule (150 s by default) as
+    well as `max_failures` failures; a later success recovers it."""
+
+    def script(client: FakeClient) -> None:
+        client.script("a", "extend", *[TransientError("HTTP 503")] * 20)
+        client.script("a", "generate", None, TransientError("HTTP 503"))
+
+    client, _, (failing, later) = virtual(
+        _scenario([rtsp("a")], script, [(305, _status("a")), (200, _status("a"))])
+    )
+    failures = [at for at, _ in client.ops("a")][1:6]
+    assert failures[-1] - failures[0] < 60, "five failures within a minute"
+    assert failing.consecutive_failures >= 5
+    assert failing.state is not StreamState.DEGRADED
+    assert later.state is StreamState.RUNNING

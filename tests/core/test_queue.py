@@ -803,3 +803,63 @@ def test_a_withdrawn_extension_does_not_shorten_a_quota_back_off() -> None:
 
     # Refused at 1 s: two intervals of back-off, the retry at 13.12 s (not 1 + 6.06).
     assert virtual(main()) == [0.0, 13.12]
+
+
+def test_an_unanswered_command_still_takes_its_late_answer() -> None:
+    """Not answered in time: the submitter hears so (maybe executed) and gets a future that
+    takes the answer when it comes; a command may be waited for until its `answer_by`."""
+
+    async def main() -> tuple[Any, ...]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=60, command_timeout=10))
+        log: list[tuple[str, float]] = []
+        slow = queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "slow", 30), EPOCH + 99)
+        patient = queue.submit(
+            CommandKind.EXTEND,
+            "b",
+            _recorder(log, clk, "patient", 25),
+            EPOCH + 99,
+            answer_by=EPOCH + 40,
+        )
+        never = queue.submit(CommandKind.GENERATE, "c", _recorder(log, clk, "never", 600))
+        worker = asyncio.create_task(queue.run())
+        await asyncio.wait([slow, patient, never])
+        unanswered = slow.exception()
+        assert isinstance(unanswered, TransientError)
+        assert unanswered.late is not None
+        late_answer = await unanswered.late
+        answered_at = clk.now() - EPOCH
+        never_error = never.exception()
+        assert isinstance(never_error, TransientError)
+        assert never_error.late is not None
+        with pytest.raises(TimeoutError):
+            await never_error.late
+        given_up_at = clk.now() - EPOCH
+        stats = queue.stats()
+        await queue.stop()
+        worker.cancel()
+        return str(unanswered), late_answer, answered_at, patient.result(), given_up_at, stats
+
+    unanswered, late_answer, answered_at, patient, given_up_at, stats = virtual(main())
+    assert unanswered == "no answer within 10 s"
+    assert (late_answer, answered_at) == ("slow", 30.0)
+    assert patient == "patient", "answered within its answer_by: a plain answer"
+    assert given_up_at == pytest.approx(2.02 + 90, abs=0.1), "kept open LATE_LIMIT seconds"
+    assert stats.late_answers == 1
+
+
+def test_an_expired_stop_is_dropped_unsent() -> None:
+    """A stop whose stream expired while it waited (stops go last) spends no slot."""
+
+    async def main() -> tuple[BaseException | None, list[tuple[str, float]]]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        log: list[tuple[str, float]] = []
+        first = queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "a"), EPOCH + 2)
+        stop = queue.submit(CommandKind.STOP, "b", _recorder(log, clk, "b"), EPOCH + 3)
+        await _with_worker(queue, asyncio.wait([first, stop]))
+        return stop.exception(), log
+
+    error, log = virtual(main())
+    assert [name for name, _ in log] == ["a"]
+    assert isinstance(error, StreamGone)

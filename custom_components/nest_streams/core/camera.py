@@ -31,6 +31,8 @@ _LOGGER = logging.getLogger(__name__)
 
 EXPIRY_GRACE = 1.0
 """A stream this close to its expiry is treated as gone."""
+SWITCH_TIME = 5.0
+"""Seconds a viewer's session needs to move to a new stream URL (a key frame: up to a GOP)."""
 
 
 class CameraStream:
@@ -82,8 +84,13 @@ class CameraStream:
         """Whether stopping the camera stops its stream at Google (else it is left to expire);
         set by every `stop`, read only while stopped."""
         self._orphan: StreamHandle | None = None
-        """A stream whose extension went unanswered: replaced, then stopped once its successor
-        runs (while it lasts it is still the camera's stream)."""
+        """A stream whose extension went unanswered: replaced (while it lasts it is still the
+        camera's stream; its tokens may have rotated, so it is never stopped: it expires)."""
+        self._spare: StreamHandle | None = None
+        """A stream a late answer brought while another command was under way: used if that
+        command fails, stopped (its tokens are known) if it succeeds."""
+        self._failing_since: float | None = None
+        """Monotonic time of the first failure in a row."""
 
     def _idle_state(self) -> StreamState:
         """Stopped, or on demand for a WebRTC camera (its viewers have sessions of their own)."""
@@ -212,11 +219,14 @@ class CameraStream:
         self._last_attempt = now
         self._next_action = None
         if handle is not None and kind is CommandKind.EXTEND:
+            # Waited for as long as a replacement could still take over in time: a slow answer
+            # (seen after 30 s) is an answer, not a failure.
             future = self._queue.submit(
                 kind,
                 camera.device_id,
                 lambda: self._client.extend(camera, handle),
                 deadline=handle.expires_at,
+                answer_by=handle.expires_at - self._replace_time(),
             )
         else:
             # Every generation is urgent. A replacement is due when the stream it replaces
@@ -256,6 +266,9 @@ class CameraStream:
             self._failure(err)
             return
         except TransientError as err:
+            if err.late is not None:
+                late = err.late
+                late.add_done_callback(lambda answer: self._late_answer(kind, answer))
             if (
                 err.maybe_executed
                 and kind is CommandKind.EXTEND
@@ -264,10 +277,10 @@ class CameraStream:
             ):
                 # Google may have rotated the tokens: retrying the old one would only be
                 # refused. Replace the stream instead (as urgently as an extension), showing
-                # the old one while it lasts (it plays on at Google either way), and stop it
-                # afterwards: if the call never reached Google it would live on as an orphan.
+                # the old one while it lasts (it plays on at Google either way; it is not
+                # stopped: with unknown tokens a stop is refused, and it expires soon).
                 _LOGGER.debug("%s: extension unanswered (%s); replacing", self.camera.name, err)
-                self._failures += 1
+                self._count_failure()
                 self._last_error = str(err)
                 self._orphan = handle  # the next step queues its replacement (and reports)
                 return
@@ -292,16 +305,59 @@ class CameraStream:
         self._handle = None
         self._on_change(self)
 
+    def _replace_time(self) -> float:
+        """Seconds before a stream's expiry by which a replacement must be under way: its turn
+        in the queue, its answer, and a viewer's move to the new URL."""
+        return EXPIRY_GRACE + 2 * self._queue.interval + SWITCH_TIME
+
+    def _late_answer(self, kind: CommandKind, answer: asyncio.Future[StreamHandle]) -> None:
+        """Google answered a command after it counted as unanswered: what it made is used.
+
+        The stream is the camera's if nothing replaced it yet (the replacement, not sent yet,
+        is withdrawn; the failure is forgotten), a spare while the replacement is under way,
+        or stopped (its tokens are known) when the camera has another stream or was stopped.
+        """
+        if answer.cancelled() or answer.exception() is not None:
+            return
+        late = answer.result()
+        _LOGGER.debug("%s: a late answer to %s came", self.camera.name, kind.name)
+        current = self._handle
+        live = current is not None and current.expires_at > self._clock.now() + EXPIRY_GRACE
+        if not self._enabled or (live and current is not self._orphan):
+            self._queue_stop(late)
+            return
+        queued = self._queued
+        if queued is not None and not queued.done() and not self._queue.withdraw(queued):
+            self._spare = late  # the replacement is on its way to Google
+            return
+        self._success(kind, late)
+        self._wake.set()
+
+    def _count_failure(self) -> None:
+        self._failures += 1
+        if self._failing_since is None:
+            self._failing_since = self._clock.monotonic()
+
     def _failure(self, err: StreamError) -> None:
         now, mono = self._clock.now(), self._clock.monotonic()
-        self._failures += 1
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.expires_at > now + EXPIRY_GRACE:
+            self._success(CommandKind.GENERATE, spare)  # a late answer's stream takes over
+            return
+        self._count_failure()
         if self._failures == 1:
             # Logged once when the camera's stream is in trouble, once when it recovers.
             _LOGGER.warning("%s: stream command failed: %s", self.camera.name, err)
         else:
             _LOGGER.debug("%s: failed again (%d): %s", self.camera.name, self._failures, err)
         self._last_error = str(err)
-        if self._failures >= self.settings.max_failures:
+        failing_for = mono - (self._failing_since or mono)
+        if (
+            self._failures >= self.settings.max_failures
+            and failing_for >= self.settings.degrade_after
+        ):
+            # Failing for as long as the back-off's schedule takes (not failures that fast
+            # retries packed into seconds before a stream expired): degraded.
             self._retry_at = mono + self.settings.degraded_retry
             self._set_state(StreamState.DEGRADED)
             return
@@ -325,6 +381,7 @@ class CameraStream:
         if self._failures or self._state is StreamState.DEGRADED:
             _LOGGER.info("%s: stream recovered", self.camera.name)
         self._failures = 0
+        self._failing_since = None
         self._retry_at = None
         self._replacing_until = None
         self._lapsed = False
@@ -332,25 +389,32 @@ class CameraStream:
         self._handle = handle
         if kind is CommandKind.EXTEND:
             self._last_extension = self._clock.now()
-        if self._orphan is not None:
-            orphan, self._orphan = self._orphan, None
-            self._queue_stop(orphan)
+        self._orphan = None
+        if self._spare is not None and self._spare is not handle:
+            spare, self._spare = self._spare, None
+            self._queue_stop(spare)
         if not self._enabled:
             return
         self._set_state(StreamState.RUNNING, force=True)
 
     def queue_stop(self) -> None:
-        """Queue a stop for the current stream (stops run last but are never dropped)."""
+        """Queue a stop for the current stream (and a spare one): stops run last, and are
+        dropped unsent when their stream expires first."""
         handle, self._handle = self._handle, None
-        if handle is not None:
-            self._queue_stop(handle)
+        spare, self._spare = self._spare, None
+        for stream in (handle, spare):
+            if stream is not None:
+                self._queue_stop(stream)
 
     def _queue_stop(self, handle: StreamHandle) -> None:
         if handle.expires_at <= self._clock.now():
             return
         camera = self.camera
         future = self._queue.submit(
-            CommandKind.STOP, camera.device_id, lambda: self._client.stop(camera, handle)
+            CommandKind.STOP,
+            camera.device_id,
+            lambda: self._client.stop(camera, handle),
+            deadline=handle.expires_at,
         )
         future.add_done_callback(self._stop_done)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 
 class StreamError(Exception):
     """Base class of every error a stream command can end with."""
@@ -47,13 +50,22 @@ class TransientError(StreamError):
     """5xx, timeout or malformed answer: retry later.
 
     `maybe_executed` says Google may have carried the command out (a timeout, or an answer that
-    could not be read): an extension then may have rotated the stream's tokens.
+    could not be read): an extension then may have rotated the stream's tokens. `late`, for a
+    command that was not answered in time, is a future that takes Google's answer if it still
+    comes (the stream it made or extended, or the error).
     """
 
-    def __init__(self, message: str, *, maybe_executed: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        maybe_executed: bool = False,
+        late: asyncio.Future[Any] | None = None,
+    ) -> None:
         """Describe the failure."""
         super().__init__(message)
         self.maybe_executed = maybe_executed
+        self.late = late
 
 
 class CommandFailed(StreamError):

@@ -103,3 +103,5 @@ class QueueStats:
     backoff_until: float | None = None
     effective_qpm: float | None = None
     """Commands per minute we send now: the quota, less what another app seems to use."""
+    late_answers: int = 0
+    """Commands Google answered after they counted as unanswered (their answer was used)."""

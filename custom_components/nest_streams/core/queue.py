@@ -25,6 +25,9 @@ type Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
 EMA_ALPHA = 0.2
 BACKOFF_MAX = 120.0
+LATE_LIMIT = 90.0
+"""Seconds an unanswered command's request is kept open for a late answer (Google has been
+seen to answer after 30 s: a late answer still says what Google did)."""
 
 
 @dataclass(order=True, slots=True)
@@ -39,12 +42,21 @@ class _Entry:
     run: Callable[[], Awaitable[Any]] = field(compare=False)
     future: asyncio.Future[Any] = field(compare=False)
     submitted_at: float = field(compare=False)
+    answer_by: float | None = field(default=None, compare=False)
+    """Wall-clock time by which its submitter must know the outcome (else `command_timeout`
+    after sending): it then hears "unanswered" while the request waits on for a late answer."""
     sent_at: float | None = field(default=None, compare=False)
 
     @property
     def urgent(self) -> bool:
         """Whether the command competes with extensions (an extension, or an urgent generation)."""
         return self.priority == CommandKind.EXTEND
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """A late answer nobody awaited is not an error to report."""
+    if not future.cancelled():
+        future.exception()
 
 
 class CommandQueue:
@@ -97,6 +109,8 @@ class CommandQueue:
         self._counts = dict.fromkeys(CommandKind, 0)
         self._quota_rejections = 0
         self._average_wait = 0.0
+        self._late = 0
+        """Commands answered after their submitter heard "unanswered"."""
         self._on_change = on_change
 
     @property
@@ -117,12 +131,16 @@ class CommandQueue:
         deadline: float | None = None,
         *,
         urgent: bool = False,
+        answer_by: float | None = None,
     ) -> asyncio.Future[T]:
         """Queue a command; the future resolves with its result or error.
 
         `urgent` gives a command the extensions' priority: a generation that replaces a
-        stream about to expire competes with extensions by deadline.
-        Cancelling the future withdraws a command that has not started.
+        stream about to expire competes with extensions by deadline. A command that is not
+        answered in time (`command_timeout` after it was sent, or later up to `answer_by`)
+        fails with `TransientError(maybe_executed=True)` whose `late` future still takes
+        Google's answer if it comes (within `LATE_LIMIT`). Cancelling the future withdraws a
+        command that has not started; an expired extension or stop is dropped unsent.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if self._stopped:
@@ -137,6 +155,7 @@ class CommandQueue:
             run=run,
             future=future,
             submitted_at=self._clock.monotonic(),
+            answer_by=answer_by,
         )
         heapq.heappush(self._heap, entry)
         self._enqueued += 1
@@ -169,6 +188,7 @@ class CommandQueue:
             commands_last_minute=len(self._sent),
             backoff_until=self._backoff_until,
             effective_qpm=self.share.rate,
+            late_answers=self._late,
         )
 
     async def run(self) -> None:
@@ -213,8 +233,9 @@ class CommandQueue:
         for entry in sorted(self._heap):
             if entry.future.done():
                 continue
-            if entry.kind is CommandKind.EXTEND and entry.deadline <= now:
-                # Too late: the stream expired while queued. Spend no slot on a certain refusal.
+            if entry.kind is not CommandKind.GENERATE and entry.deadline <= now:
+                # Too late: the stream expired while queued (an extension would be refused,
+                # a stop is moot). Spend no slot on it.
                 self._heap.remove(entry)
                 heapq.heapify(self._heap)
                 entry.future.set_exception(StreamGone("the stream expired before its turn"))
@@ -247,9 +268,16 @@ class CommandQueue:
             pass
 
     async def _execute(self, entry: _Entry) -> None:
+        call = asyncio.ensure_future(entry.run())
         try:
-            async with asyncio.timeout(self._timeout):
-                result = await entry.run()
+            patience = self._timeout
+            if entry.answer_by is not None:
+                patience = min(LATE_LIMIT, max(patience, entry.answer_by - self._clock.now()))
+            done, _ = await asyncio.wait({call}, timeout=patience)
+            if not done:
+                await self._unanswered(entry, call, patience)
+                return
+            result = call.result()
         except QuotaExceeded as err:
             self._quota_rejections += 1
             if entry.sent_at is not None:
@@ -275,12 +303,8 @@ class CommandQueue:
                     self._prune_sent()
                     if self.share.refused(len(self._sent)):
                         self._share_changed()
-        except TimeoutError:
-            self._finish_error(
-                entry,
-                TransientError(f"no answer within {self._timeout:.0f} s", maybe_executed=True),
-            )
         except asyncio.CancelledError:
+            call.cancel()
             if not entry.future.done():
                 entry.future.set_exception(QueueStopped("the command queue is stopped"))
             raise
@@ -293,6 +317,29 @@ class CommandQueue:
             if not entry.future.done():
                 entry.future.set_result(result)
         self._changed()
+
+    async def _unanswered(self, entry: _Entry, call: asyncio.Future[Any], patience: float) -> None:
+        """No answer in time: the submitter hears so now; a late answer is kept for it."""
+        late: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        late.add_done_callback(_retrieve)
+        self._finish_error(
+            entry,
+            TransientError(f"no answer within {patience:.0f} s", maybe_executed=True, late=late),
+        )
+        self._changed()
+        try:
+            async with asyncio.timeout(max(0.0, LATE_LIMIT - patience)):
+                result = await call
+        except asyncio.CancelledError:
+            late.cancel()
+            raise
+        except Exception as err:  # any outcome is the late answer (a timeout: none came)
+            late.set_exception(err)
+            return
+        finally:
+            call.cancel()
+        self._late += 1
+        late.set_result(result)
 
     def _back_off(self) -> None:
         """Pause every command: 2 intervals, doubling while Google keeps refusing.

@@ -109,6 +109,12 @@ class Settings:
         needed = active * self.interval / (1 - self.quota_reserve)
         return max(0.0, self.stream_lifetime - self.extension_lead - needed)
 
+    @property
+    def degrade_after(self) -> float:
+        """Seconds a camera must have been failing before it is degraded: the back-off's
+        schedule up to `max_failures` (10 + 20 + 40 + 80 s by default)."""
+        return sum(self.retry_delay(failures) for failures in range(1, self.max_failures))
+
     def retry_delay(self, failures: int) -> float:
         """Back-off after `failures` consecutive failures: base, doubling, capped."""
         return float(min(self.retry_base * 2 ** max(0, failures - 1), self.retry_cap))
