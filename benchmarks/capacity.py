@@ -141,7 +141,7 @@ def find_max(args: argparse.Namespace) -> dict[str, Any]:
     """The largest camera count that holds on every seed (binary search)."""
     best: dict[str, Any] | None = None
     tried: dict[int, bool] = {}
-    low, high = 1, max(2, args.cameras)
+    low, high = args.lowest, max(2, args.cameras)
     while low <= high:
         middle = (low + high) // 2
         result = run_seeds(args, middle)
@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None, help="one fault injection seed")
     parser.add_argument("--seeds", type=seeds, default=None, help="seeds, e.g. 1-8 or 1,3")
     parser.add_argument("--find-max", action="store_true", help="search the largest camera count")
+    parser.add_argument(
+        "--lowest", type=int, default=1, help="the smallest count --find-max tries (default 1)"
+    )
     args = parser.parse_args(argv)
     args.seeds = args.seeds or [1 if args.seed is None else args.seed]
     logging.basicConfig(level=logging.ERROR)

@@ -11,6 +11,7 @@ import aiohttp
 
 from custom_components.nest_streams.api import SdmClient, TokenAuth
 from custom_components.nest_streams.core.clock import LoopClock
+from custom_components.nest_streams.core.errors import TransientError
 from custom_components.nest_streams.core.models import StreamState
 from custom_components.nest_streams.core.scheduler import StreamScheduler
 from custom_components.nest_streams.core.settings import Settings
@@ -186,7 +187,12 @@ async def simulate(
     held.attach(scheduler)
     worker = asyncio.create_task(scheduler.run())
     start = clock.now()
-    listed = await client.async_list_cameras()
+    while True:  # the first device list may fail like any call (faults): read it again
+        try:
+            listed = await client.async_list_cameras()
+            break
+        except TransientError:
+            await asyncio.sleep(60)
     scheduler.set_cameras(listed)
     original_extend = client.extend
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from custom_components.nest_streams.core.camera import EARLY_SLOTS
 from custom_components.nest_streams.core.errors import (
     AuthFailed,
     CommandFailed,
@@ -27,6 +28,8 @@ from custom_components.nest_streams.core.settings import Settings
 from .common import EPOCH, FakeClient, clock, make_scheduler, rtsp, running, virtual, webrtc
 
 CONFIG = Settings(extension_lead=15)
+EARLY = EARLY_SLOTS * 6.06
+"""How much earlier than due an extension goes when the queue is idle."""
 
 
 async def _scenario(
@@ -75,8 +78,9 @@ def test_starting_then_running_then_extended_before_expiry() -> None:
     assert ops[0] == (0.0, "generate")
     extensions = [at for at, op in ops if op == "extend"]
     # Due at expiry minus the lead: 15 s minimum plus a headroom of 4 command intervals
-    # (6.06 s each) while the quota has slack for it.
-    assert extensions[0] == pytest.approx(301 - 15 - 4 * 6.06, abs=0.5)
+    # (6.06 s each) while the quota has slack for it; queued EARLY_SLOTS intervals before it
+    # is due, and sent at once in a slot nothing due needs (the queue is idle).
+    assert extensions[0] == pytest.approx(301 - 15 - 4 * 6.06 - EARLY, abs=0.5)
     assert len(extensions) == 2
 
 
@@ -122,12 +126,13 @@ def test_the_failure_settings_are_used() -> None:
 
 
 def test_the_extension_lead_setting_is_used() -> None:
-    """A 60 s lead extends 60 s (plus the headroom of 4 intervals) before expiry."""
+    """A 60 s lead extends 60 s (plus the headroom of 4 intervals) before expiry (sent early
+    as the queue is idle)."""
     client, _, _ = virtual(
         _scenario([rtsp("a")], lambda c: None, [(300, None)], config=Settings(extension_lead=60))
     )
     extensions = [at for at, op in client.ops("a") if op == "extend"]
-    assert extensions[0] == pytest.approx(300 - 60 - 4 * 6.06, abs=0.5)
+    assert extensions[0] == pytest.approx(300 - 60 - 4 * 6.06 - EARLY, abs=0.5)
 
 
 def test_retry_delay_schedule() -> None:
@@ -157,10 +162,10 @@ def test_a_refused_extension_shows_googles_answer_until_replaced() -> None:
         client.script("a", "generate", None, 4.0)  # the replacement takes 4 s
 
     client, _, (during, after) = virtual(
-        _scenario([rtsp("a")], script, [(263, _status("a")), (10, _status("a"))])
+        _scenario([rtsp("a")], script, [(239, _status("a")), (10, _status("a"))])
     )
     (refused_at, _), (replaced_at, _) = client.ops("a")[1:3]
-    assert refused_at < 263 < replaced_at + 4
+    assert refused_at < 239 < replaced_at + 4
     assert during.state is StreamState.STARTING
     assert during.last_error == "expired"
     assert during.stream_url is None
@@ -334,7 +339,7 @@ def test_a_stream_within_a_second_of_expiry_is_not_shown_running() -> None:
 
 def test_a_failed_extension_with_under_a_second_left_counts_the_stream_lost() -> None:
     """The extension's 503 comes with 0.95 s left: the camera shows the failure (not running)
-    and retries as a camera without stream (after the first back-off step, not at once)."""
+    and retries as a camera without stream: a first failure at once (most likely passing)."""
     client, _, (failed, _) = virtual(
         _scenario(
             [rtsp("a")],
@@ -345,7 +350,7 @@ def test_a_failed_extension_with_under_a_second_left_counts_the_stream_lost() ->
     )
     assert failed.state is StreamState.FAILED
     assert failed.last_error == "503"
-    assert client.ops("a")[:2] == [(0.0, "extend"), (10.1, "generate")]
+    assert client.ops("a")[:2] == [(0.0, "extend"), (6.06, "generate")]  # the next slot
 
 
 def test_command_failure_counts_against_the_camera() -> None:
@@ -420,7 +425,7 @@ def test_a_lost_extensions_replacement_is_due_when_the_old_stream_expires(
         scheduler = make_scheduler(client, clk)
         async with running(scheduler):
             scheduler.set_cameras([rtsp("a")])
-            await asyncio.sleep(262)  # a's extension failed at 260.76 s
+            await asyncio.sleep(237)  # a's extension (sent early: idle queue) failed at 236.52 s
             scheduler.set_cameras([rtsp("a"), rtsp("n")])
             await asyncio.sleep(30)
         return [(c.device, c.op) for c in client.calls]
@@ -428,13 +433,13 @@ def test_a_lost_extensions_replacement_is_due_when_the_old_stream_expires(
     calls = virtual(main())
     assert calls[compared] == [
         ("a", "extend"),
-        ("n", "generate"),  # due at 262 s + 2 intervals
+        ("n", "generate"),  # due at 237 s + an interval
         ("a", "generate"),  # due at 301 s, a's old expiry
     ], calls
 
 
 def test_a_camera_without_stream_goes_ahead_of_extensions_that_can_wait() -> None:
-    """Its generation competes by deadline (now + 2 intervals), not after every extension."""
+    """Its generation competes by deadline (now + an interval), not after every extension."""
 
     async def main() -> list[tuple[float, str, str]]:
         clk = clock()
@@ -442,7 +447,8 @@ def test_a_camera_without_stream_goes_ahead_of_extensions_that_can_wait() -> Non
         scheduler = make_scheduler(client, clk)
         async with running(scheduler):
             cams = [rtsp(f"c{i}") for i in range(4)]
-            # Four streams that all expire at 300 s: their extensions queue up at 260.76 s.
+            # Four streams that all expire at 300 s: their extensions queue up at 236.52 s (due
+            # at 260.76 s, queued EARLY_SLOTS intervals before; the first goes at once).
             restored = {
                 camera.device_id: StreamHandle(
                     StreamProtocol.RTSP, clk.now() + 300, f"rtsps://h/{camera.name}", "e"
@@ -450,26 +456,25 @@ def test_a_camera_without_stream_goes_ahead_of_extensions_that_can_wait() -> Non
                 for camera in cams
             }
             scheduler.set_cameras(cams, restored=restored)
-            await asyncio.sleep(262)
+            await asyncio.sleep(237)
             scheduler.set_cameras([*cams, rtsp("n")])
             await asyncio.sleep(30)
-        return [(round(c.at, 2), c.device, c.op) for c in client.calls if c.at > 250]
+        return [(round(c.at, 2), c.device, c.op) for c in client.calls if c.at > 230]
 
     calls = virtual(main())
     order = [(device, op) for _, device, op in calls]
-    # n (deadline 262 + 12.12 s) goes right after c0, before the extensions due at 300 s.
+    # n (deadline 237 + 6.06 s) goes right after c0, before the extensions due at 300 s.
     assert order[:2] == [("c0", "extend"), ("n", "generate")], calls
 
 
 def test_a_camera_without_stream_retries_a_passing_error_soon() -> None:
-    """After its stream lapsed, a 503 is retried within two command intervals (12.1 s), not
-    after the growing back-off (10, 20, 40, 80 s), and not held up by its own extensions in the
-    per-device window (Google's limit is per device AND command)."""
+    """After its stream was lost, a 503 is retried at once the first time (most likely a
+    passing one), then within two command intervals (12.1 s), not after the growing back-off
+    (10, 20, 40, 80 s), and not held up by its own extensions in the per-device window
+    (Google's limit is per device AND command)."""
 
     def script(client: FakeClient) -> None:
-        client.script(
-            "a", "extend", TransientError("503"), TransientError("timeout", maybe_executed=True)
-        )
+        client.script("a", "extend", StreamGone("expired"))
         client.script("a", "generate", None, *[TransientError("503")] * 6)
 
     client, _, (status,) = virtual(
@@ -481,16 +486,14 @@ def test_a_camera_without_stream_retries_a_passing_error_soon() -> None:
         )
     )
     generations = [at for at, op in client.ops("a") if op == "generate"]
-    assert generations[-1] > 300  # the stream lapsed at 300 s while they failed
-    for index in range(2, len(generations)):
-        # Each retry within 12.1 s, unless Google's 5 per device and command per minute says
-        # wait (then exactly when the oldest of the last five leaves the window).
-        gap = generations[index] - generations[index - 1]
-        window_opens = generations[index - 5] + 60 if index >= 5 else 0
-        assert gap <= 12.2 or generations[index] == pytest.approx(window_opens), generations
-    assert len(generations) == 8  # the six failures, then the one that succeeds
-    # Lapsed, outside the device window: retried after two intervals, not at the next slot.
-    assert generations[-1] - generations[-2] == pytest.approx(2 * 6.06)
+    assert len(generations) == 8  # the first, six failures, then the one that succeeds
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(generations[1:])]
+    # The first failure: the next slot; then two intervals; the sixth waits for Google's
+    # window (five per device and command per minute): exactly when the oldest leaves it.
+    assert gaps[0] == pytest.approx(6.06)
+    assert gaps[1:4] == pytest.approx([12.12] * 3)
+    assert generations[6] == pytest.approx(generations[1] + 60)
+    assert gaps[5] == pytest.approx(12.12)
     assert status.state is StreamState.RUNNING
 
 
@@ -505,12 +508,12 @@ def test_an_unanswered_extension_shows_the_old_stream_until_replaced() -> None:
         _scenario(
             [rtsp("a")],
             script,
-            [(268.5, _status("a")), (60, _status("a"))],
+            [(244.5, _status("a")), (60, _status("a"))],
         )
     )
     assert [op for _, op in client.ops("a")][:3] == ["generate", "extend", "generate"]
     replacement_sent = client.ops("a")[2][0]
-    assert replacement_sent < 268.5 < replacement_sent + 4  # `during` is sampled meanwhile
+    assert replacement_sent < 244.5 < replacement_sent + 4  # `during` is sampled meanwhile
     assert during.state is StreamState.RUNNING
     assert during.stream_url == "rtsps://host/a?auth=t1"
     assert during.consecutive_failures == 1
@@ -527,10 +530,10 @@ def test_an_unanswered_extension_after_a_failed_one_counts_both() -> None:
         )
         client.script("a", "generate", None, 4.0)  # the replacement takes 4 s
 
-    client, _, (during,) = virtual(_scenario([rtsp("a")], script, [(278, _status("a"))]))
+    client, _, (during,) = virtual(_scenario([rtsp("a")], script, [(254, _status("a"))]))
     ops = client.ops("a")
     assert [op for _, op in ops][:4] == ["generate", "extend", "extend", "generate"]
-    assert ops[3][0] < 278 < ops[3][0] + 4  # sampled while the replacement is generated
+    assert ops[3][0] < 254 < ops[3][0] + 4  # sampled while the replacement is generated
     assert during.consecutive_failures == 2
     assert during.last_error == "timeout"
 
@@ -543,9 +546,9 @@ def test_a_refused_replacement_of_an_unanswered_extension_keeps_the_old_stream()
         client.script("a", "extend", TransientError("timeout", maybe_executed=True))
         client.script("a", "generate", None, StreamGone("404"))
 
-    client, _, (during,) = virtual(_scenario([rtsp("a")], script, [(268.5, _status("a"))]))
+    client, _, (during,) = virtual(_scenario([rtsp("a")], script, [(244, _status("a"))]))
     assert [op for _, op in client.ops("a")][:3] == ["generate", "extend", "generate"]
-    assert client.ops("a")[2][0] < 268.5
+    assert client.ops("a")[2][0] < 244
     assert during.stream_url == "rtsps://host/a?auth=t1"
     assert during.state is StreamState.RUNNING
     assert during.consecutive_failures == 2
@@ -713,17 +716,18 @@ def test_a_camera_whose_command_is_under_way_shows_no_next_action() -> None:
         _scenario(
             [rtsp("a")],
             lambda c: c.script("a", "extend", 3.0),  # the extension takes 3 s
-            [(262, _status("a"))],  # sent at 260.76 s
+            [(237.5, _status("a"))],  # sent at 236.52 s (early: the queue is idle)
         )
     )
     assert extending.state is StreamState.RUNNING
     assert extending.next_action_at is None
 
 
-def test_a_stream_its_camera_may_not_extend_in_time_is_replaced_in_time() -> None:
-    """Five failed extensions within the minute: Google's per-device limit lets the sixth go
-    only after the stream expired. It is not waited for: the stream is replaced before it
-    expires (a generation is another command), and the camera never shows an expired stream."""
+def test_a_stream_whose_extensions_keep_failing_is_replaced_in_time() -> None:
+    """Failed extensions are retried while the stream can be saved; once it has less left
+    than a replacement needs (its turn, its answer, a viewer's move to the new URL), the next
+    try is a replacement (a generation is another command), made before the old stream
+    expires: the camera never shows an expired stream."""
 
     def script(client: FakeClient) -> None:
         client.script("a", "extend", *[TransientError("503")] * 8)
@@ -733,17 +737,18 @@ def test_a_stream_its_camera_may_not_extend_in_time_is_replaced_in_time() -> Non
         _scenario(
             [rtsp("a")],
             script,
-            [(296, _status("a")), (3, _status("a")), (4, _status("a"))],
+            [(288, _status("a")), (5, _status("a")), (4, _status("a"))],
             config=Settings(max_failures=20),
         )
     )
     ops = client.ops("a")
     assert [op for _, op in ops] == ["generate", *["extend"] * 5, "generate"]
-    assert ops[-1][0] < 300 - 1  # before the old stream expires, 1 s to spare
+    assert ops[-1][0] < 300 - 5  # before the old stream expires, 5 s to spare
     assert during.state is StreamState.RUNNING  # the old stream plays until replaced
     assert during.stream_url == "rtsps://host/a?auth=t1"
-    assert ops[-1][0] < 299 < ops[-1][0] + 1  # `replacing` is sampled while it is generated
-    assert replacing.last_error == "the stream expires before its camera may be extended again"
+    assert ops[-1][0] < 293 < ops[-1][0] + 1  # `replacing` is sampled while it is generated
+    assert replacing.stream_url == "rtsps://host/a?auth=t1"
+    assert replacing.last_error == "503"
     assert after.state is StreamState.RUNNING
     assert after.stream_url == "rtsps://host/a?auth=t2"
     assert after.expires_at > EPOCH + 300
@@ -852,10 +857,10 @@ def test_fast_failures_do_not_degrade_before_the_back_off_has_run() -> None:
 
     def script(client: FakeClient) -> None:
         client.script("a", "extend", *[TransientError("HTTP 503")] * 20)
-        client.script("a", "generate", None, TransientError("HTTP 503"))
+        client.script("a", "generate", None, *[TransientError("HTTP 503")] * 4)
 
     client, _, (failing, later) = virtual(
-        _scenario([rtsp("a")], script, [(305, _status("a")), (200, _status("a"))])
+        _scenario([rtsp("a")], script, [(295, _status("a")), (235, _status("a"))])
     )
     failures = [at for at, _ in client.ops("a")][1:6]
     assert failures[-1] - failures[0] < 60, "five failures within a minute"

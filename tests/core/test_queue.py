@@ -863,3 +863,63 @@ def test_an_expired_stop_is_dropped_unsent() -> None:
     error, log = virtual(main())
     assert [name for name, _ in log] == ["a"]
     assert isinstance(error, StreamGone)
+
+
+def test_a_command_not_yet_due_takes_only_a_free_slot() -> None:
+    """An extension queued before it is due goes early in a slot nothing due needs, but a due
+    command always goes first."""
+
+    async def main() -> list[tuple[str, float]]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=6))  # a slot every 10 s
+        log: list[tuple[str, float]] = []
+        early = queue.submit(
+            CommandKind.EXTEND,
+            "a",
+            _recorder(log, clk, "early"),
+            EPOCH + 300,
+            not_before=EPOCH + 100,
+        )
+        due = queue.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "due"), EPOCH + 60)
+        later = queue.submit(
+            CommandKind.EXTEND,
+            "c",
+            _recorder(log, clk, "later"),
+            EPOCH + 200,
+            not_before=EPOCH + 150,
+        )
+        await _with_worker(queue, asyncio.gather(early, due, later))
+        return log
+
+    # The due generation first; the two early ones in the next free slots, by deadline.
+    log = virtual(main())
+    assert [name for name, _ in log] == ["due", "later", "early"]
+    assert [at for _, at in log] == pytest.approx([0.0, 10.1, 20.2], abs=0.2)  # long before due
+
+
+def test_a_command_not_yet_due_waits_for_its_device() -> None:
+    """Early or not, a command waits until its device may send (5 per minute each)."""
+
+    async def main() -> list[tuple[str, float]]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=60))
+        log: list[tuple[str, float]] = []
+        futures = [
+            queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, f"x{n}"), EPOCH + 900)
+            for n in range(5)
+        ]
+        futures.append(
+            queue.submit(
+                CommandKind.EXTEND,
+                "a",
+                _recorder(log, clk, "early"),
+                EPOCH + 900,
+                not_before=EPOCH + 500,
+            )
+        )
+        await _with_worker(queue, asyncio.gather(*futures))
+        return log
+
+    log = virtual(main())
+    assert [name for name, _ in log][-1] == "early"
+    assert log[-1][1] == pytest.approx(60.0, abs=1.0)  # when the device's minute allows

@@ -33,6 +33,9 @@ EXPIRY_GRACE = 1.0
 """A stream this close to its expiry is treated as gone."""
 SWITCH_TIME = 5.0
 """Seconds a viewer's session needs to move to a new stream URL (a key frame: up to a GOP)."""
+EARLY_SLOTS = 4
+"""An extension is queued this many command intervals before it is due: a slot nothing due
+needs may send it early (the queue's idle slots become lead for the busy ones)."""
 
 
 class CameraStream:
@@ -190,14 +193,19 @@ class CameraStream:
             await self._attempt(CommandKind.GENERATE, None)
             return
         due = handle.expires_at - self._lead()
-        replace = self._orphan is handle  # an extension of it went unanswered
-        if now < due and not replace:
+        # An extension of it went unanswered, or failed with less time left than a
+        # replacement needs: a new stream is the surer way (a generation is another command).
+        replace = self._orphan is handle or (
+            self._failures > 0 and handle.expires_at - now < self._replace_time()
+        )
+        kind = CommandKind.EXTEND if self._can_extend and not replace else CommandKind.GENERATE
+        queue_at = due - EARLY_SLOTS * self._queue.interval if kind is CommandKind.EXTEND else due
+        if now < queue_at and not replace:
             self._next_action = due
             self._set_state(StreamState.RUNNING)
-            await self._wait(due - now)
+            await self._wait(queue_at - now)
             return
-        kind = CommandKind.EXTEND if self._can_extend and not replace else CommandKind.GENERATE
-        await self._attempt(kind, handle)
+        await self._attempt(kind, handle, due)
 
     async def _wait(self, seconds: float | None) -> None:
         """Sleep for `seconds` (forever when None) or until woken."""
@@ -213,7 +221,11 @@ class CameraStream:
             waiter.cancel()
             sleeper.cancel()
 
-    async def _attempt(self, kind: CommandKind, handle: StreamHandle | None) -> None:
+    async def _attempt(
+        self, kind: CommandKind, handle: StreamHandle | None, due: float | None = None
+    ) -> None:
+        """Queue one command (`due`: when an extension is due; queued before, it may go early
+        in a slot nothing due needs) and take its outcome."""
         camera = self.camera
         now = self._clock.now()
         self._last_attempt = now
@@ -227,6 +239,7 @@ class CameraStream:
                 lambda: self._client.extend(camera, handle),
                 deadline=handle.expires_at,
                 answer_by=handle.expires_at - self._replace_time(),
+                not_before=due,
             )
         else:
             # Every generation is urgent. A replacement is due when the stream it replaces
@@ -235,7 +248,7 @@ class CameraStream:
             # more).
             deadline = handle.expires_at if handle else self._replacing_until
             if deadline is None or deadline <= now:
-                deadline = now + 2 * self.settings.interval
+                deadline = now + self.settings.interval
             future = self._queue.submit(
                 kind,
                 camera.device_id,
@@ -371,8 +384,11 @@ class CameraStream:
         elif isinstance(err, TransientError) and (self._lapsed or handle is not None):
             # Its stream expired meanwhile (the next step counts it lapsed). A camera that lost
             # its stream is out until a generation succeeds: a passing error (5xx, no answer)
-            # is retried soon; a lasting one still ends in degraded.
-            delay = min(delay, 2 * self.settings.interval)
+            # is retried soon; a lasting one still ends in degraded. One merely unanswered
+            # is retried at once: Google may answer in 30 s, the retry likely at once (the
+            # late answer's stream, if it comes, is then a spare, stopped with its token).
+            soon = err.late is not None or self._failures == 1  # the first: most likely passing
+            delay = 0.0 if soon else min(delay, 2 * self.settings.interval)
         self._retry_at = mono + delay
         # Forced: the failure count and error changed even when the state did not.
         self._set_state(StreamState.RUNNING if alive else StreamState.FAILED, force=True)

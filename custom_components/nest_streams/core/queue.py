@@ -42,6 +42,9 @@ class _Entry:
     run: Callable[[], Awaitable[Any]] = field(compare=False)
     future: asyncio.Future[Any] = field(compare=False)
     submitted_at: float = field(compare=False)
+    not_before: float | None = field(default=None, compare=False)
+    """Wall-clock time the command is due; before it, it goes only in a slot nothing due
+    needs (an extension sent early keeps its stream's lead when the queue gets busy)."""
     answer_by: float | None = field(default=None, compare=False)
     """Wall-clock time by which its submitter must know the outcome (else `command_timeout`
     after sending): it then hears "unanswered" while the request waits on for a late answer."""
@@ -132,6 +135,7 @@ class CommandQueue:
         *,
         urgent: bool = False,
         answer_by: float | None = None,
+        not_before: float | None = None,
     ) -> asyncio.Future[T]:
         """Queue a command; the future resolves with its result or error.
 
@@ -139,8 +143,11 @@ class CommandQueue:
         stream about to expire competes with extensions by deadline. A command that is not
         answered in time (`command_timeout` after it was sent, or later up to `answer_by`)
         fails with `TransientError(maybe_executed=True)` whose `late` future still takes
-        Google's answer if it comes (within `LATE_LIMIT`). Cancelling the future withdraws a
-        command that has not started; an expired extension or stop is dropped unsent.
+        Google's answer if it comes (within `LATE_LIMIT`). A command with `not_before` is due
+        then; before, it takes only a slot no due command needs now. Commands go by `deadline`
+        (earliest first); an extension or stop whose stream expired (its deadline) before its
+        turn is dropped unsent. Cancelling the future withdraws a command that has not
+        started.
         """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if self._stopped:
@@ -156,6 +163,7 @@ class CommandQueue:
             future=future,
             submitted_at=self._clock.monotonic(),
             answer_by=answer_by,
+            not_before=not_before,
         )
         heapq.heappush(self._heap, entry)
         self._enqueued += 1
@@ -226,10 +234,13 @@ class CommandQueue:
         return bool(self._heap)
 
     def _pick(self) -> tuple[_Entry | None, float]:
-        """The best command whose device may send now, or when the first one may."""
+        """The best due command whose device may send now; else, when no due command may,
+        the best one not yet due whose device may (the slot would be lost); else the time
+        when one may go."""
         earliest = math.inf
         now = self._clock.now()
         mono = self._clock.monotonic()
+        early: list[tuple[_Entry, float]] = []
         for entry in sorted(self._heap):
             if entry.future.done():
                 continue
@@ -253,11 +264,20 @@ class CommandQueue:
                     StreamGone("the stream expires before its camera may be extended again")
                 )
                 continue
+            if entry.not_before is not None and entry.not_before > now:
+                early.append((entry, ready_at))  # may go early once its device may send
+                earliest = min(earliest, ready_at)
+                continue
             if ready_at <= mono:
                 self._heap.remove(entry)
                 heapq.heapify(self._heap)
                 return entry, ready_at
             earliest = min(earliest, ready_at)
+        for entry, ready_at in early:  # nothing due may send now: the slot is free
+            if ready_at <= mono:
+                self._heap.remove(entry)
+                heapq.heapify(self._heap)
+                return entry, ready_at
         return None, earliest
 
     async def _sleep_or_wakeup(self, seconds: float) -> None:

@@ -67,7 +67,8 @@ class ViewerSession:
             CommandKind.GENERATE,
             camera.device_id,
             lambda: self._client.generate(camera, offer_sdp),
-            deadline=self._clock.now(),
+            # Ahead of cameras that lost their stream (due now): a viewer waits for it.
+            deadline=self._clock.now() - 2 * self._queue.interval,
             urgent=True,
         )
         self._pending = future
