@@ -108,6 +108,14 @@ def run_seeds(args: argparse.Namespace, cameras: int) -> dict[str, Any]:
     summary["orphans_per_day_median"] = statistics.median(
         run["orphans_per_day"] or 0 for run in runs
     )
+    avoidable = [
+        (run["orphans_per_day"] or 0) - (run["unreadable_orphans_per_day"] or 0) for run in runs
+    ]
+    summary["avoidable_orphans_per_day_max"] = round(max(avoidable), 1)
+    summary["avoidable_orphans_per_day_median"] = round(statistics.median(avoidable), 1)
+    summary["avoidable_orphan_overlap_s_max"] = max(
+        run["other_orphan_overlap_s_max"] for run in runs
+    )
     summary["double_stream_share_max"] = max(run["double_stream_share"] for run in runs)
     summary["late_answers"] = sum(run["late_answers"] for run in runs)
     if args.foreign_qpm:

@@ -253,6 +253,14 @@ async def simulate(
         "orphans_per_day": round(report["double_streams"]["orphans"] / hours * 24, 1)
         if hours
         else None,
+        # Of those, the ones whose token reached us only in an unreadable answer.
+        "unreadable_orphans_per_day": round(
+            report["double_streams"]["unreadable_orphans"] / hours * 24, 1
+        )
+        if hours
+        else None,
+        "other_orphan_overlap_s_median": report["double_streams"]["other_orphan_overlap_s_median"],
+        "other_orphan_overlap_s_max": report["double_streams"]["other_orphan_overlap_s_max"],
         "double_stream_share": report["double_streams"]["double_seconds"]
         / (cameras * (end - steady))
         if cameras and end > steady

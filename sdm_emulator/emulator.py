@@ -6,6 +6,7 @@ Where Google's behaviour is not documented, the choice made here is marked GUESS
 from __future__ import annotations
 
 from collections.abc import Mapping
+import contextlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 import json
@@ -262,7 +263,7 @@ class Emulator:
                 faults.scripted.append(ScriptedFault(Fault.QUOTA, start, start + storm))
         except (ValueError, TypeError, AttributeError) as err:
             return Reply.error(400, "INVALID_ARGUMENT", f"Bad fault change: {err}")
-        return Reply.json(200, {"faults": repr(faults)})
+        return Reply.json(200, {"faults": faults.as_json()})
 
     # -- OAuth -------------------------------------------------------------------------------------
 
@@ -508,6 +509,8 @@ class Emulator:
             await self._raise_fault(fault, device_id)
         if fault is Fault.MALFORMED and reply.status == 200:
             self.metrics.faults[fault.value] += 1
+            if (record := self._answered(reply)) is not None:
+                record.unreadable = True  # its client never learned its current token
             return Reply(200, MALFORMED_BODY)
         return reply
 
@@ -544,6 +547,16 @@ class Emulator:
             session = str(params.get("mediaSessionId"))
             return self._stop(self._by_session.get(session), device)
         return Reply.error(400, "INVALID_ARGUMENT", f"Command {command} not supported.")
+
+    def _answered(self, reply: Reply) -> StreamRecord | None:
+        """The stream a command's answer names (its new extension token or session id)."""
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            results = json.loads(reply.body)["results"]
+            if token := results.get("streamExtensionToken"):
+                return self.streams.get(self._by_extension_token.get(token, ""))
+            if session := results.get("mediaSessionId"):
+                return self.streams.get(self._by_session.get(session, ""))
+        return None
 
     def _new_record(self, device: DeviceSpec, protocol: str) -> StreamRecord:
         now = self.clock.now()

@@ -67,6 +67,22 @@ class FaultConfig:
     """The next N device-list answers are an HTML 500 page."""
     scripted: list[ScriptedFault] = field(default_factory=list)
 
+    def as_json(self) -> dict[str, object]:
+        """The faults in force, JSON-ready (sets as sorted lists, scripted faults as objects)."""
+        return {
+            name: sorted(value)
+            if isinstance(value, set)
+            else [
+                {"fault": item.fault.name.lower(), "start": item.start, "end": item.end}
+                | ({"device": item.device} if item.device else {})
+                for item in value
+            ]
+            if name == "scripted"
+            else value
+            for name in self.__dataclass_fields__
+            for value in [getattr(self, name)]
+        }
+
     @classmethod
     def uniform(cls, rate: float) -> FaultConfig:
         """A total per-call fault `rate` spread over 500, 503, slow and malformed answers."""

@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 import math
+import statistics
 from typing import Any
 
 WINDOW = 60.0
@@ -27,6 +28,9 @@ class StreamRecord:
     extensions: int = 0
     extended_at: list[float] = field(default_factory=list)
     """When each extension was accepted."""
+    unreadable: bool = False
+    """The answer that gave its current token was unreadable (a malformed body): its client
+    cannot know the token, so cannot extend or stop it."""
 
     def end(self) -> float:
         """When the stream stopped being valid (or will)."""
@@ -130,23 +134,41 @@ def double_streams(
 ) -> dict[str, Any]:
     """RTSP streams a camera held at Google beside a newer one (from `since` to `until`).
 
-    An orphan is a stream a newer stream of its camera replaced while it still lived, and that
-    was then left to expire instead of being stopped (its client lost track of it, or could
-    not stop it). `double_seconds` is the time cameras held two streams or more at once.
+    An orphan is a stream its client left to expire once a newer stream of its camera had
+    started: not stopped, and not extended since (its client lost track of it, or could not
+    stop it). An older stream the client kept and extended (the newer one a spare) is not one.
+    `unreadable_orphans` are those whose current token reached the client in an unreadable
+    answer only (no client could stop them). `double_seconds` is the time cameras held two
+    streams or more at once.
     """
     by_device: defaultdict[str, list[StreamRecord]] = defaultdict(list)
     for record in records:
         if record.protocol == "RTSP" and record.started < until:
             by_device[record.device_id].append(record)
-    orphans = live = 0
+    orphans = live = unreadable = 0
+    overlaps: list[float] = []  # how long each orphan a client could have stopped outlived
+    # the other stream's start
     double: dict[str, float] = {}
     for device_id, streams in by_device.items():
-        streams.sort(key=lambda record: record.started)
-        for index, record in enumerate(streams):
-            newer = [other for other in streams[index + 1 :] if other.started < record.end()]
-            if newer and record.stopped_at is None and record.end() > since:
-                orphans += 1
-                live += record.end() > until
+        for record in streams:
+            if record.stopped_at is not None or record.end() <= since:
+                continue
+            newer = [
+                other.started
+                for other in streams
+                if record.started < other.started < record.end()
+                or (other.started == record.started and other is not record)
+            ]
+            if not newer:
+                continue
+            beside = min(newer)  # from when a newer stream could take its place
+            if any(at >= beside for at in record.extended_at):
+                continue  # kept: its client extended it, the newer one was the spare
+            orphans += 1
+            live += record.end() > until
+            unreadable += record.unreadable
+            if not record.unreadable:
+                overlaps.append(min(record.end(), until) - beside)
         edges = sorted(
             [(max(r.started, since), 1) for r in streams if r.end() > since]
             + [(min(r.end(), until), -1) for r in streams if r.end() > since]
@@ -161,6 +183,9 @@ def double_streams(
     return {
         "orphans": orphans,
         "live_orphans": live,
+        "unreadable_orphans": unreadable,
+        "other_orphan_overlap_s_median": round(statistics.median(overlaps), 1) if overlaps else 0.0,
+        "other_orphan_overlap_s_max": round(max(overlaps), 1) if overlaps else 0.0,
         "double_seconds": round(sum(double.values()), 1),
         "double_seconds_max_camera": round(max(double.values(), default=0.0), 1),
     }

@@ -50,6 +50,8 @@ class SessionStats:
     """Refused: the URL had a client already (Google allows one client per URL)."""
     clients_per_url_max: int = 0
     """The most clients that wanted one URL at the same time (the refused one counted)."""
+    open: int = 0
+    """Sessions open now (opened and not yet closed by either side)."""
 
 
 class RtspServer:
@@ -148,9 +150,13 @@ class RtspServer:
                 event = json.loads(line)
             except ValueError:
                 continue
+            if event.get("event") == "closed":
+                stats.open = max(0, stats.open - 1)
+                continue
             stats.clients_per_url_max = max(stats.clients_per_url_max, int(event["clients"]))
             if not event["refused"]:
                 stats.opened += 1
+                stats.open += 1
             elif event["reason"] == "URL in use":
                 stats.refused_in_use += 1
                 _LOGGER.warning("a second client for one RTSP URL was refused")

@@ -229,8 +229,8 @@ def _stream_and_token(context: GstRtspServer.RTSPContext) -> tuple[str, str]:
     return stream, token
 
 
-def _event(**fields: object) -> None:
-    print(json.dumps({"event": "session", **fields}), flush=True)
+def _event(kind: str = "session", **fields: object) -> None:
+    print(json.dumps({"event": kind, **fields}), flush=True)
 
 
 def main() -> None:
@@ -312,15 +312,20 @@ def main() -> None:
             "pre-setup-request",
             lambda c, ctx: int(GstRtsp.RTSPStatusCode.OK) if c in sessions else check(c, ctx),
         )
-        client.connect("closed", lambda c: sessions.pop(c, None))
+        client.connect("closed", closed)
+
+    def closed(client: GstRtspServer.RTSPClient) -> None:
+        if (session := sessions.pop(client, None)) is not None:
+            _event("closed", stream=session[0])
 
     server.connect("client-connected", on_client)
 
     def end_expired() -> bool:
         now = time.time()
-        for client, (_stream, url_token) in list(sessions.items()):
+        for client, (stream, url_token) in list(sessions.items()):
             if streams.deadline(url_token, args.mode) <= now:
                 sessions.pop(client, None)
+                _event("closed", stream=stream)
                 client.close()
         return True
 

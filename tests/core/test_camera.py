@@ -754,6 +754,22 @@ def test_a_stream_whose_extensions_keep_failing_is_replaced_in_time() -> None:
     assert after.expires_at > EPOCH + 300
 
 
+def test_one_refused_extension_is_retried_not_replaced() -> None:
+    """A single refusal is mostly passing: the same stream is extended on the retry, no
+    replacement is generated beside it (that would leave two streams at Google)."""
+
+    def script(client: FakeClient) -> None:
+        # Refused after 45 s: the retry comes with less left than a replacement needs.
+        client.script("a", "extend", (45.0, TransientError("503")))
+
+    client, _, (after,) = virtual(_scenario([rtsp("a")], script, [(300, _status("a"))]))
+    ops = [op for _, op in client.ops("a")]
+    assert ops[:3] == ["generate", "extend", "extend"]
+    assert "generate" not in ops[1:]
+    assert after.state is StreamState.RUNNING
+    assert after.consecutive_failures == 0
+
+
 def test_a_restored_stream_of_a_stopped_camera_is_stopped_at_google() -> None:
     """Saved by the last run, but the user stopped the camera: it is not left running."""
 

@@ -426,12 +426,31 @@ def test_fault_rates_are_seeded() -> None:
     }
 
 
+async def test_a_stream_answered_unreadably_is_marked(caller: Caller) -> None:
+    """A malformed answer hides the stream's token from its client: the stream is marked, so
+    orphans nobody could stop are counted apart."""
+    await caller.call("POST", "/emulator/faults", {"rate_malformed": 1.0})
+    status, body = await caller.command("rtsp-01", "GenerateRtspStream")
+    assert status == 200
+    assert isinstance(body, bytes)  # cut short: not JSON
+    (record,) = caller.emulator.streams.values()
+    assert record.unreadable
+
+
 async def test_fault_control_endpoint(caller: Caller) -> None:
-    status, _ = await caller.call(
+    status, answer = await caller.call(
         "POST", "/emulator/faults", {"failing_devices": ["rtsp-01"], "rate_500": 0, "token_down": 0}
     )
     assert status == 200
     assert caller.emulator.config.faults.failing_devices == {"rtsp-01"}
+    # The faults in force, as JSON a shell user can read (not Python's repr).
+    assert answer["faults"]["failing_devices"] == ["rtsp-01"]
+    assert answer["faults"]["rate_500"] == 0.0
+    assert answer["faults"]["token_down"] is False
+    _, answer = await caller.call("POST", "/emulator/faults", {"quota_storm_seconds": 30})
+    assert answer["faults"]["scripted"] == [
+        {"fault": "quota", "start": pytest.approx(0, abs=5), "end": pytest.approx(30, abs=5)}
+    ]
     status, _ = await caller.call("POST", "/emulator/faults", raw=b"[1]")
     assert status == 400
 

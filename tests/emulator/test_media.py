@@ -223,6 +223,11 @@ async def test_one_client_per_stream_url(keep: tuple[Emulator, Caller]) -> None:
     assert sessions["refused_in_use"] == 1
     assert sessions["clients_per_url_max"] == 2
     assert sessions["opened"] == 2
+    for _ in range(20):  # the server reports each closed session
+        if media_info(emulator)["sessions"]["open"] == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert media_info(emulator)["sessions"]["open"] == 0
 
 
 def test_offers_are_checked_as_google_does() -> None:

@@ -34,6 +34,8 @@ EXPIRY_GRACE = 1.0
 SWITCH_TIME = 5.0
 """Seconds a viewer's session needs to move to a new stream URL (a key frame: up to a GOP)."""
 EARLY_SLOTS = 4
+REPLACE_AFTER = 2
+"""Failed extensions in a row after which a stream short of time is replaced, not extended."""
 """An extension is queued this many command intervals before it is due: a slot nothing due
 needs may send it early (the queue's idle slots become lead for the busy ones)."""
 
@@ -193,10 +195,12 @@ class CameraStream:
             await self._attempt(CommandKind.GENERATE, None)
             return
         due = handle.expires_at - self._lead()
-        # An extension of it went unanswered, or failed with less time left than a
-        # replacement needs: a new stream is the surer way (a generation is another command).
+        # An extension of it went unanswered, or failed again with less time left than a
+        # replacement needs: a new stream is the surer way. (After one refusal the extension
+        # is retried: a replacement would leave the old stream alive beside the new one
+        # unless a stop gets a slot before it expires, and one failure is mostly passing.)
         replace = self._orphan is handle or (
-            self._failures > 0 and handle.expires_at - now < self._replace_time()
+            self._failures >= REPLACE_AFTER and handle.expires_at - now < self._replace_time()
         )
         kind = CommandKind.EXTEND if self._can_extend and not replace else CommandKind.GENERATE
         queue_at = due - EARLY_SLOTS * self._queue.interval if kind is CommandKind.EXTEND else due
