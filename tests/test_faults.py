@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.camera import async_get_image
 from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.nest_streams.media.placeholder import render
 from sdm_emulator import Emulator, ScriptedFault
 from sdm_emulator.config import TESTING_REFRESH_TOKEN_LIFETIME
 from sdm_emulator.faults import Fault
@@ -78,7 +81,7 @@ async def test_404_on_extend_regenerates(
     emulator: Emulator,
 ) -> None:
     """The stream vanished at Google (404): a new one is generated; only that camera is hit."""
-    await advance(hass, freezer, 250)
+    await advance(hass, freezer, 200)  # the first extensions go from about 230 s (early)
     start = emulator.elapsed()
     emulator.config.faults.scripted = [ScriptedFault(Fault.NOT_FOUND, start, start + 60, "rtsp-01")]
     assert await worst(hass, freezer, 60, "sensor.room_01_camera_01_consecutive_failures") >= 1
@@ -102,11 +105,18 @@ async def test_failing_camera_degrades_alone(
     )
     await advance(hass, freezer, 20)
     assert state(hass, "sensor.room_02_camera_02_stream_state") == "failed"
+    error = state(hass, "sensor.room_02_camera_02_last_error")
+    assert error == "HTTP 500: Internal error encountered."
+    # The card's picture says what the camera does, and why.
+    image = await async_get_image(hass, "camera.room_02_camera_02")
+    assert image.content == render("Failed", error)
     await advance(hass, freezer, 200)
     assert state(hass, "sensor.room_02_camera_02_stream_state") == "degraded"
     assert state(hass, "binary_sensor.room_02_camera_02_degraded") == "on"
     assert state(hass, "sensor.room_02_camera_02_consecutive_failures") == "5"
     assert state(hass, "camera.room_02_camera_02") == "idle"
+    image = await async_get_image(hass, "camera.room_02_camera_02")
+    assert image.content == render("Degraded", error)
     assert_running(hass, "room_01_camera_01", "room_03_camera_03")
     # Fixed at Google: the next degraded retry (every 300 s) brings it back.
     emulator.config.faults.failing_devices = set()
@@ -123,21 +133,32 @@ async def test_unreadable_or_late_answers(
     fault: Fault,
 ) -> None:
     """Timeouts, malformed JSON and 5xx on one camera's extension: counted, then recovered."""
-    await advance(hass, freezer, 250)
+    await advance(hass, freezer, 200)
+    expiry = dt_util.parse_datetime(state(hass, "sensor.room_03_camera_03_stream_expiry"))
+    assert expiry is not None
+    left = (expiry - dt_util.utcnow()).total_seconds()
     start = emulator.elapsed()
-    # Camera 03's stream expires at about 316 s; its extension (about 277 s, the lead being
-    # 15 s + 4 intervals) meets the fault.
-    emulator.config.faults.scripted = [ScriptedFault(fault, start + 20, start + 32, "rtsp-03")]
+    # Camera 03's extension is queued 4 intervals early and goes in the next free slot: about
+    # 52 s before expiry (the 15 s lead, 4 intervals of 6.06 s, 4 early ones, its turn).
+    emulator.config.faults.scripted = [
+        ScriptedFault(fault, start + left - 66, start + left - 58, "rtsp-03")
+    ]
     seen = await worst(hass, freezer, 70, "sensor.room_03_camera_03_consecutive_failures")
-    # Counted (after an unanswered extension also the refused stop of the old stream).
-    assert setup_integration.runtime_data.coordinator.scheduler.stats().failed >= 1
+    scheduler = setup_integration.runtime_data.coordinator.scheduler
     if fault is not Fault.SLOW:
-        # Shown while it is retried; after a timeout the replacement follows at once (the
-        # old stream still plays), within the 2 s this test samples.
+        # Counted and shown while it is retried (a malformed answer's stream is replaced at
+        # once: the old one still plays), within the 2 s this test samples.
+        assert scheduler.stats().failed >= 1
         assert seen == 1
     assert_running(hass, *CAMERAS[:2])
     await advance(hass, freezer, 120)
     assert_running(hass, *CAMERAS)
+    if fault is Fault.SLOW:
+        # Answered after 30 s, still in time for a replacement: waited for, and used. No
+        # failure, no second stream.
+        assert seen == 0
+        assert scheduler.stats().failed == 0
+        assert scheduler.stats().generates == 3
     assert emulator.report()["availability"]["min"] == 1.0
 
 

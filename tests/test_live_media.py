@@ -16,14 +16,13 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.nest_streams.live import LiveViews
+from custom_components.nest_streams.media.placeholder import render
 from sdm_emulator import Emulator, EmulatorConfig, default_devices
 from sdm_emulator.media.live import LiveMedia
 from sdm_emulator.media.rtsp import StreamShape
 from sdm_emulator.media.tls import ca_bundle
 
 from .common import PROJECT_ID, state
-
-PLACEHOLDER = Path(__file__).parents[1] / "custom_components/nest_streams/placeholder.jpg"
 
 
 @pytest.fixture
@@ -98,8 +97,8 @@ async def test_a_camera_shows_its_picture_or_why_it_has_none(
     await no_media_threads()
     if trusted:
         assert image.content.startswith(b"\xff\xd8")
-        assert image.content != PLACEHOLDER.read_bytes()
-        assert error == "unknown"
+        assert image.content != render("Starting")
+        assert error == "none"
     else:
-        assert image.content == PLACEHOLDER.read_bytes()
+        assert image.content == render("Starting")  # running, no picture
         assert error.startswith("the stream server's certificate is not trusted")

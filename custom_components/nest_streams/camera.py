@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from pathlib import Path
 from typing import override
 
 from aiohttp import web
@@ -16,22 +14,19 @@ from homeassistant.components.camera.webrtc import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.translation import async_get_translations
 from webrtc_models import RTCIceCandidateInit
 
+from .const import DOMAIN
 from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator
 from .core.models import StreamProtocol, StreamState
 from .entity import CameraStreamEntity, setup_camera_entities
+from .media.placeholder import render
 from .services import SERVICE_RESTART, SERVICE_START, SERVICE_STOP
 
 _LOGGER = logging.getLogger(__name__)
 
 PARALLEL_UPDATES = 0
-PLACEHOLDER = Path(__file__).parent / "placeholder.jpg"
-
-
-@functools.cache
-def _placeholder() -> bytes:
-    return PLACEHOLDER.read_bytes()
 
 
 async def async_setup_entry(
@@ -90,8 +85,26 @@ class NestStreamsCamera(CameraStreamEntity, Camera):
     async def async_camera_image(
         self, width: int | None = None, height: int | None = None
     ) -> bytes | None:
-        """The placeholder (the SDM API has no still images of live cameras)."""
-        return await self.hass.async_add_executor_job(_placeholder)
+        """The camera's state picture: its logo with the stream state (translated) and, when
+        it failed, why (the SDM API has no still images; RTSP cameras show frames instead
+        while their stream plays). Rendered once per state and reason."""
+        status = self.status
+        state = status.state if status is not None else StreamState.STARTING
+        if state is StreamState.RUNNING:
+            state = StreamState.STARTING  # running, but no picture yet
+        translations = await async_get_translations(
+            self.hass, self.hass.config.language, "entity", {DOMAIN}
+        )
+        title = translations.get(
+            f"component.{DOMAIN}.entity.sensor.stream_state.state.{state.value}", state.value
+        )
+        detail = (
+            status.last_error
+            if status is not None
+            and state in (StreamState.FAILED, StreamState.DEGRADED, StreamState.HOURLY_LIMIT)
+            else None
+        )
+        return await self.hass.async_add_executor_job(render, title, detail)
 
 
 class RtspCamera(NestStreamsCamera):

@@ -22,6 +22,8 @@ from .core.models import QueueStats, StreamState, StreamStatus
 from .entity import CameraStreamEntity, NestStreamsEntity, hub_device_info, setup_camera_entities
 
 PARALLEL_UPDATES = 0
+NO_ERROR = "none"
+"""Last error's state while there is none (translated by the frontend: the entity's state)."""
 
 type StateValue = str | int | float | datetime | None
 
@@ -68,7 +70,8 @@ CAMERA_SENSORS: tuple[CameraSensorDescription, ...] = (
         key="last_error",
         translation_key="last_error",
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda status: None if status.last_error is None else status.last_error[:255],
+        # "none" (shown translated) rather than unknown: no error is a normal condition.
+        value_fn=lambda status: NO_ERROR if status.last_error is None else status.last_error[:255],
     ),
     CameraSensorDescription(
         key="last_extension",
