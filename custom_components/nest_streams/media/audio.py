@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 import contextlib
 from fractions import Fraction
+import gc
 import logging
 import queue
 import threading
@@ -108,6 +109,15 @@ class OpusTranscoder:
             listener(packet)
 
     def _run(self, audio: AudioFormat) -> None:
+        try:
+            self._transcode(audio)
+        finally:
+            # PyAV's resampler graph and Opus encoder sit in reference cycles that hold their
+            # FFmpeg worker threads (2 each) until a full collection: collect them now, once
+            # per transcoder, instead of leaving 4 threads per viewer session behind.
+            gc.collect()
+
+    def _transcode(self, audio: AudioFormat) -> None:
         decoder: Any = av.CodecContext.create(audio.codec, "r")
         decoder.sample_rate = audio.sample_rate
         decoder.layout = "mono" if audio.channels == 1 else "stereo"
