@@ -11,7 +11,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.nest_streams.media.placeholder import render
-from sdm_emulator import Emulator, ScriptedFault
+from sdm_emulator import Emulator, ScriptedFault, default_devices
 from sdm_emulator.config import TESTING_REFRESH_TOKEN_LIFETIME
 from sdm_emulator.faults import Fault
 
@@ -118,6 +118,10 @@ async def test_failing_camera_degrades_alone(
     image = await async_get_image(hass, "camera.room_02_camera_02")
     assert image.content == render("Degraded", error)
     assert_running(hass, "room_01_camera_01", "room_03_camera_03")
+    # The degraded retry fails too: the count the entity shows follows at once.
+    await advance(hass, freezer, 302)
+    assert state(hass, "sensor.room_02_camera_02_stream_state") == "degraded"
+    assert state(hass, "sensor.room_02_camera_02_consecutive_failures") == "6"
     # Fixed at Google: the next degraded retry (every 300 s) brings it back.
     emulator.config.faults.failing_devices = set()
     await advance(hass, freezer, 300)
@@ -229,3 +233,45 @@ async def test_a_refresh_token_at_the_end_of_its_7_days(
     assert set(kept_alive.values()) == {1.0}  # no stream lost before the access token ends
     await advance(hass, freezer, 900)
     assert reauth_flows(hass) == [SOURCE_REAUTH]
+
+
+@pytest.mark.parametrize("devices", [default_devices(14)])
+async def test_streams_lapsed_in_a_storm_come_back_right_after_it(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """A 120 s storm of 429s while extensions fall due (a 60 s one lapses nothing: extensions
+    go about 63 s before expiry on an idle queue): from the storm's end the queue works off
+    what waited at its pace, one command per interval (extensions of living streams first),
+    not after a long back-off; the lapsed streams are back when that work is done. (A storm
+    that refuses everything while we sent few looks like another app filling the quota: the
+    pace is our share's, `Effective commands per minute`.)"""
+    cameras = [f"room_{i:02d}_camera_{i:02d}" for i in range(1, 15)]
+    await advance(hass, freezer, 260)
+    assert_running(hass, *cameras)
+    start = emulator.elapsed()
+    emulator.config.faults.scripted = [ScriptedFault(Fault.QUOTA, start, start + 120)]
+    lapsed: set[str] = set()
+    for _ in range(60):
+        await advance(hass, freezer, 2)
+        lapsed |= {
+            camera
+            for camera in cameras
+            if state(hass, f"sensor.{camera}_stream_state") != "running"
+        }
+    assert len(lapsed) >= 2, "the storm must make some streams lapse for this test to mean much"
+    waiting = int(state(hass, "sensor.home_queue_depth"))
+    assert waiting >= len(lapsed)
+    interval = 60 / float(state(hass, "sensor.home_effective_commands_per_minute")) * 1.01
+    # After the storm: every command that waited goes at one per interval, plus one interval
+    # for the queue's next try and a 2 s sample.
+    back_within = interval * (waiting + 1) + 2
+    waited = 0.0
+    while waited < back_within + 30:
+        if all(state(hass, f"sensor.{c}_stream_state") == "running" for c in cameras):
+            break
+        await advance(hass, freezer, 2)
+        waited += 2
+    assert waited <= back_within, (waited, back_within, sorted(lapsed))

@@ -376,7 +376,8 @@ class CameraStream:
             # Failing for as long as the back-off's schedule takes (not failures that fast
             # retries packed into seconds before a stream expired): degraded.
             self._retry_at = mono + self.settings.degraded_retry
-            self._set_state(StreamState.DEGRADED)
+            # Forced: a retry that fails while degraded changes the count the entities show.
+            self._set_state(StreamState.DEGRADED, force=True)
             return
         delay = self.settings.retry_delay(self._failures)
         handle = self._handle
