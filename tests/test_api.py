@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from custom_components.nest_streams import api
-from custom_components.nest_streams.api import SdmClient, TokenAuth
+from custom_components.nest_streams.api import MALFORMED, SdmClient, TokenAuth
 from custom_components.nest_streams.core.errors import (
     AUTH_REQUIRED,
     AuthFailed,
@@ -179,6 +179,9 @@ async def test_errors_map_onto_the_core(
     if maybe_executed is not None:
         assert isinstance(raised.value, TransientError)
         assert raised.value.maybe_executed is maybe_executed
+    if fault is Fault.MALFORMED:
+        # Words for the camera's Last error, not the parser's offsets.
+        assert str(raised.value) == MALFORMED
 
 
 async def test_refused_token_is_an_auth_failure(client: SdmClient, emulator: Emulator) -> None:

@@ -45,6 +45,9 @@ _LOGGER = logging.getLogger(__name__)
 
 _RATE_LIMITED = re.compile(r"Rate limited for the (\w+) API")
 
+MALFORMED = "the answer from Google could not be read"
+"""A command's error when its answer was cut or not JSON (Google may have executed it)."""
+
 LIST_TIMEOUT = 20.0
 """Seconds a device-list read may take (a slow list must not hold up a set-up or a re-read)."""
 
@@ -113,9 +116,9 @@ class TokenAuth(AbstractAuth):
         except aiohttp.ClientConnectionError as err:
             raise TransientError(f"connection lost: {err}", maybe_executed=True) from err
         except (aiohttp.ClientError, ValueError) as err:
-            raise TransientError(
-                f"malformed answer from the API: {err}", maybe_executed=True
-            ) from err
+            # The parser's own words (offsets, character positions) help nobody on a sensor.
+            _LOGGER.debug("unreadable answer from the API: %s", err)
+            raise TransientError(MALFORMED, maybe_executed=True) from err
         if response.status >= 400:
             raise HttpError(response.status, *await _error_detail(response))
         return response
@@ -301,9 +304,8 @@ class SdmClient:
         except ApiException as err:
             raise CommandFailed(str(err)) from err
         except (KeyError, TypeError, ValueError, MissingField) as err:
-            raise TransientError(
-                f"malformed answer from the API: {err!r}", maybe_executed=True
-            ) from err
+            _LOGGER.debug("unreadable answer from the API: %r", err)
+            raise TransientError(MALFORMED, maybe_executed=True) from err
 
 
 def _handle(stream: Stream) -> StreamHandle:
