@@ -72,8 +72,8 @@ class TestPatternTrack(VideoStreamTrack):
             stroke_width=2,
             stroke_fill=(0, 0, 0),
         )
-        draw.text(
-            (WIDTH - 150, HEIGHT - 44),
+        draw.text(  # top right, as on the RTSP picture: the card's label covers the bottom
+            (WIDTH - 150, 10),
             time.strftime("%H:%M:%S"),
             font=self._font,
             fill=(255, 255, 255),
