@@ -479,3 +479,21 @@ async def test_diagnostic_sensors_are_disabled_by_default(
         assert entry is not None
         assert entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
         assert hass.states.get(entity_id) is None
+
+
+async def test_nothing_reads_unknown_when_all_is_well(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """A healthy project: no entity shown by default reads "unknown" (no error is "none", an
+    on-demand camera has no expiry sensor, the quota back-off is a disabled diagnostic)."""
+    await advance(hass, freezer, 60)
+    entries = er.async_entries_for_config_entry(entity_registry, setup_integration.entry_id)
+    shown = {entry.entity_id for entry in entries if entry.disabled_by is None}
+    assert len(shown) > 10
+    unknown = sorted(e for e in shown if state(hass, e) in ("unknown", "unavailable"))
+    assert unknown == []
+    assert "sensor.room_04_webrtc_camera_01_stream_expiry" not in shown
+    assert state(hass, "sensor.room_01_camera_01_last_error") == "none"

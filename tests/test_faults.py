@@ -46,6 +46,7 @@ def reauth_flows(hass: HomeAssistant) -> list[str]:
     ]
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_quota_storm(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,

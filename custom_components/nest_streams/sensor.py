@@ -18,7 +18,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator
-from .core.models import QueueStats, StreamState, StreamStatus
+from .core.models import QueueStats, StreamProtocol, StreamState, StreamStatus
 from .entity import CameraStreamEntity, NestStreamsEntity, hub_device_info, setup_camera_entities
 
 PARALLEL_UPDATES = 0
@@ -37,6 +37,9 @@ class CameraSensorDescription(SensorEntityDescription):
     """A sensor of one camera's stream."""
 
     value_fn: Callable[[StreamStatus], StateValue]
+    kept_alive_only: bool = False
+    """Only for cameras whose stream is kept alive (RTSP): an on-demand camera has no value
+    to show most of the time, and "unknown" would read as a problem."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +61,7 @@ CAMERA_SENSORS: tuple[CameraSensorDescription, ...] = (
         key="stream_expiry",
         translation_key="stream_expiry",
         device_class=SensorDeviceClass.TIMESTAMP,
+        kept_alive_only=True,
         value_fn=lambda status: _timestamp(status.expires_at),
     ),
     CameraSensorDescription(
@@ -123,6 +127,10 @@ HUB_SENSORS: tuple[HubSensorDescription, ...] = (
         key="quota_backoff_until",
         translation_key="quota_backoff_until",
         device_class=SensorDeviceClass.TIMESTAMP,
+        # Without a back-off (nearly always) it has no value: diagnostic, off by default;
+        # Quota rejections and Effective commands per minute show a storm too.
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=lambda stats: _timestamp(stats.backoff_until),
     ),
     HubSensorDescription(
@@ -157,7 +165,10 @@ async def async_setup_entry(
             coordinator,
             async_add_entities,
             lambda device_id: [
-                CameraSensor(coordinator, device_id, description) for description in CAMERA_SENSORS
+                CameraSensor(coordinator, device_id, description)
+                for description in CAMERA_SENSORS
+                if not description.kept_alive_only
+                or coordinator.cameras[device_id].protocol is StreamProtocol.RTSP
             ],
         )
     )

@@ -380,11 +380,17 @@ async def write_dashboard(ha: HomeAssistantClient, options: Options) -> int:
                         "type": "entities",
                         "entities": [
                             {"entity": entities["stream_state"], "name": "State"},
-                            {
-                                "entity": entities["stream_expiry"],
-                                "name": "Expires",
-                                "format": "relative",
-                            },
+                            *(  # kept-alive (RTSP) cameras only
+                                [
+                                    {
+                                        "entity": entities["stream_expiry"],
+                                        "name": "Expires",
+                                        "format": "relative",
+                                    }
+                                ]
+                                if "stream_expiry" in entities
+                                else []
+                            ),
                             {"entity": entities["degraded"], "name": "Problem"},
                         ],
                     },
