@@ -30,8 +30,8 @@ from typing import Any
 from awesomeversion import AwesomeVersion
 import homeassistant
 from homeassistant.const import Platform
+from homeassistant.util.yaml import load_yaml_dict
 from packaging.requirements import InvalidRequirement, Requirement
-import yaml
 
 HA_COMPONENTS = Path(homeassistant.__file__).parent / "components"
 
@@ -311,7 +311,7 @@ def check_imports(integration: Path, manifest: dict[str, Any], report: Report) -
 
 def check_services(integration: Path, report: Report) -> None:
     """Each action of services.yaml has its translated name, description, fields and icon."""
-    services = yaml.safe_load((integration / "services.yaml").read_text()) or {}
+    services = load_yaml_dict(integration / "services.yaml")
     strings = json.loads((integration / "translations" / "en.json").read_text())
     icons = json.loads((integration / "icons.json").read_text()).get("services", {})
     translated = strings.get("services", {})
@@ -334,7 +334,7 @@ def check_services(integration: Path, report: Report) -> None:
 def check_quality_scale(integration: Path, report: Report) -> None:
     """Every rule present, each done, todo or exempt with a reason."""
     where = "quality_scale.yaml"
-    rules = (yaml.safe_load((integration / where).read_text()) or {}).get("rules", {})
+    rules = load_yaml_dict(integration / where).get("rules", {})
     known = {rule for tier in RULES.values() for rule in tier}
     for rule in sorted(known - set(rules)):
         report.fail(where, f"rule {rule} is missing")
