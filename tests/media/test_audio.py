@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from fractions import Fraction
 import os
 from pathlib import Path
@@ -42,7 +43,8 @@ def _threads(prefix: str) -> int:
     the name of the thread that started them)."""
     count = 0
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        count += (task / "comm").read_text().startswith(prefix)
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            count += (task / "comm").read_text().startswith(prefix)
     return count
 
 
