@@ -923,3 +923,43 @@ def test_a_command_not_yet_due_waits_for_its_device() -> None:
     log = virtual(main())
     assert [name for name, _ in log][-1] == "early"
     assert log[-1][1] == pytest.approx(60.0, abs=1.0)  # when the device's minute allows
+
+
+def test_a_prompt_command_goes_before_the_pacers_slot_while_the_minute_has_room() -> None:
+    """A viewer's command need not wait for the pacer's next slot (up to an interval) while
+    the last minute holds at most the quota less 2: it goes at once; a plain command waits;
+    with the minute nearly full the prompt one waits too."""
+
+    async def main() -> list[tuple[str, float]]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))
+        log: list[tuple[str, float]] = []
+
+        async def body() -> None:
+            await queue.submit(CommandKind.EXTEND, "a", _recorder(log, clk, "first"), EPOCH + 900)
+            await asyncio.sleep(1)
+            plain = queue.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "plain"))
+            prompt = queue.submit(
+                CommandKind.GENERATE, "c", _recorder(log, clk, "viewer"), urgent=True, prompt=True
+            )
+            await asyncio.gather(plain, prompt)
+            # Fill the minute: 8 more at the pacer's pace (10 in all within 60 s).
+            await asyncio.gather(
+                *(
+                    queue.submit(CommandKind.EXTEND, f"x{i}", _recorder(log, clk, "x"), EPOCH + 900)
+                    for i in range(7)
+                )
+            )
+            await asyncio.sleep(1)
+            await queue.submit(
+                CommandKind.GENERATE, "d", _recorder(log, clk, "late viewer"), prompt=True
+            )
+
+        await _with_worker(queue, body())
+        return log
+
+    log = {name: at for name, at in virtual(main()) if name != "x"}
+    assert log["viewer"] == pytest.approx(1.0, abs=0.01)  # at once, not at 6.06 s
+    assert log["plain"] == pytest.approx(12.12, abs=0.1)  # after the viewer's, paced
+    # 10 sent within the last minute: the late viewer waits for the pacer like anyone.
+    assert log["late viewer"] > 60

@@ -131,7 +131,9 @@ def test_a_viewer_that_leaves_before_its_turn_costs_nothing() -> None:
         clk = clock()
         client = FakeClient(clk)
         client.script("c", "generate", 5.0)
-        scheduler = make_scheduler(client, clk)
+        # 2 a minute: after the camera's command the minute has no room for a viewer's to
+        # go before the pacer's next slot.
+        scheduler = make_scheduler(client, clk, Settings(qpm=2))
         async with running(scheduler):
             from .common import rtsp
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import io
 import itertools
 import logging
+import threading
 import time
 from typing import Any
 
@@ -217,7 +218,19 @@ async def test_a_viewer_gets_picture_at_once_and_sound(long_gop: tuple[Emulator,
     assert len(received["video"]) > 30
     assert len(received["audio"]) > 100, "20 ms Opus frames"
     assert media.feed.consumers == 0, "the relay and the transcoder left the feed"
+    # The transcoder waits for the next viewer (PyAV frees its FFmpeg workers only at a full
+    # garbage collection: one per camera is kept instead); the camera's end stops it.
+    assert _audio_threads() == 1
     await media.close("done")
+    for _ in range(40):
+        if not _audio_threads():
+            break
+        await asyncio.sleep(0.05)
+    assert _audio_threads() == 0
+
+
+def _audio_threads() -> int:
+    return sum(1 for thread in threading.enumerate() if thread.name == "nest_streams_audio")
 
 
 @pytest.fixture

@@ -42,6 +42,9 @@ class _Entry:
     run: Callable[[], Awaitable[Any]] = field(compare=False)
     future: asyncio.Future[Any] = field(compare=False)
     submitted_at: float = field(compare=False)
+    prompt: bool = field(default=False, compare=False)
+    """A viewer waits for it: it may go before the pacer's next slot while the last minute
+    leaves room (see `CommandQueue._prompt`)."""
     not_before: float | None = field(default=None, compare=False)
     """Wall-clock time the command is due; before it, it goes only in a slot nothing due
     needs (an extension sent early keeps its stream's lead when the queue gets busy)."""
@@ -136,6 +139,7 @@ class CommandQueue:
         urgent: bool = False,
         answer_by: float | None = None,
         not_before: float | None = None,
+        prompt: bool = False,
     ) -> asyncio.Future[T]:
         """Queue a command; the future resolves with its result or error.
 
@@ -164,6 +168,7 @@ class CommandQueue:
             submitted_at=self._clock.monotonic(),
             answer_by=answer_by,
             not_before=not_before,
+            prompt=prompt,
         )
         heapq.heappush(self._heap, entry)
         self._enqueued += 1
@@ -209,13 +214,16 @@ class CommandQueue:
             if self.share.probe():
                 self._share_changed()
             if (delay := self.limiter.delay()) > 0:
-                await self._clock.sleep(delay)
-                continue
-            entry, ready_at = self._pick()
-            if entry is None:
-                self._wakeup.clear()
-                await self._sleep_or_wakeup(ready_at - self._clock.monotonic())
-                continue
+                if (entry := self._prompt()) is None:
+                    self._wakeup.clear()
+                    await self._sleep_or_wakeup(delay)
+                    continue
+            else:
+                entry, ready_at = self._pick()
+                if entry is None:
+                    self._wakeup.clear()
+                    await self._sleep_or_wakeup(ready_at - self._clock.monotonic())
+                    continue
             self.limiter.take()
             self._devices.record(entry.device_id, entry.kind.name)
             self._budget.record(entry.device_id, DeviceWindow.ANY)
@@ -232,6 +240,30 @@ class CommandQueue:
         while self._heap and self._heap[0].future.done():
             heapq.heappop(self._heap)
         return bool(self._heap)
+
+    def _prompt(self) -> _Entry | None:
+        """A prompt command (a viewer waits) that may go before the pacer's next slot: its
+        device may send, no quota back-off runs, and the last minute holds at most our rate
+        less 2 of ours, so that no minute, sliding or Google's fixed one, holds more than the
+        quota with it (the pacer then goes on an interval after its next slot)."""
+        if self._backoff_until is not None:
+            return None
+        self._prune_sent()
+        if len(self._sent) > self.share.rate - 2:
+            return None
+        mono = self._clock.monotonic()
+        for entry in sorted(self._heap):
+            if not entry.prompt or entry.future.done():
+                continue
+            ready_at = max(
+                self._devices.ready_at(entry.device_id, entry.kind.name),
+                self._budget.ready_at(entry.device_id, DeviceWindow.ANY),
+            )
+            if ready_at <= mono:
+                self._heap.remove(entry)
+                heapq.heapify(self._heap)
+                return entry
+        return None
 
     def _pick(self) -> tuple[_Entry | None, float]:
         """The best due command whose device may send now; else, when no due command may,

@@ -70,6 +70,7 @@ class ViewerSession:
             # Ahead of cameras that lost their stream (due now): a viewer waits for it.
             deadline=self._clock.now() - 2 * self._queue.interval,
             urgent=True,
+            prompt=True,  # a viewer waits: before the pacer's next slot if the minute has room
         )
         self._pending = future
         try:

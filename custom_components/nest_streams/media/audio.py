@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import Callable
 import contextlib
 from fractions import Fraction
-import gc
 import logging
 import queue
 import threading
@@ -66,6 +65,11 @@ class OpusTranscoder:
         with contextlib.suppress(queue.Full):  # a full queue: the thread sees the flag anyway
             self._packets.put_nowait(None)
 
+    @property
+    def stopped(self) -> bool:
+        """Whether it was stopped (for good)."""
+        return self._stopped.is_set()
+
     def add_listener(self, listener: Listener) -> None:
         """`listener` gets every Opus packet from now on (in the event loop)."""
         self._listeners.add(listener)
@@ -109,15 +113,6 @@ class OpusTranscoder:
             listener(packet)
 
     def _run(self, audio: AudioFormat) -> None:
-        try:
-            self._transcode(audio)
-        finally:
-            # PyAV's resampler graph and Opus encoder sit in reference cycles that hold their
-            # FFmpeg worker threads (2 each) until a full collection: collect them now, once
-            # per transcoder, instead of leaving 4 threads per viewer session behind.
-            gc.collect()
-
-    def _transcode(self, audio: AudioFormat) -> None:
         decoder: Any = av.CodecContext.create(audio.codec, "r")
         decoder.sample_rate = audio.sample_rate
         decoder.layout = "mono" if audio.channels == 1 else "stereo"

@@ -37,6 +37,8 @@ class CameraMedia:
         self.stills = Stills(self.feed)
         self._viewers: dict[str, tuple[RelayPeer, Callable[[str], None]]] = {}
         self._transcoder: OpusTranscoder | None = None
+        self._listening = False
+        """Whether the transcoder takes the feed's sound (while a viewer is there)."""
         self._decoder: FrameDecoder | None = None
 
     @property
@@ -73,16 +75,22 @@ class CameraMedia:
                 del self._viewers[key]
                 if reason is not None:
                     on_closed(reason)
-        if not self._viewers and self._transcoder is not None:
+        if not self._viewers and self._transcoder is not None and self._listening:
+            # Nobody listens: the feed may close its session. The transcoder itself waits for
+            # the next viewer: PyAV frees its encoder's and resampler's FFmpeg worker threads
+            # only at a full garbage collection (which stalls HA for about a second), so one
+            # per camera is kept rather than 4 threads left behind by every viewer session.
             self.feed.unsubscribe(self._transcoder)
-            self._transcoder.stop()
-            self._transcoder = None
+            self._listening = False
 
     def _audio(self) -> OpusTranscoder:
-        """The camera's sound as Opus, started by the first viewer."""
-        if self._transcoder is None:
+        """The camera's sound as Opus, started by the first viewer (and kept, see above)."""
+        if self._transcoder is None or self._transcoder.stopped:
             self._transcoder = OpusTranscoder(lambda: self.feed.audio_format)
+            self._listening = False
+        if not self._listening:
             self.feed.subscribe(self._transcoder)
+            self._listening = True
         return self._transcoder
 
     def mjpeg(self) -> FrameDecoder:
@@ -100,4 +108,7 @@ class CameraMedia:
         peers = [peer for peer, _ in self._viewers.values()]
         for peer in peers:
             await peer.close(reason)
+        if self._transcoder is not None:
+            self._transcoder.stop()
+            self._transcoder = None
         self.feed.close(reason)
