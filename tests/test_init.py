@@ -246,3 +246,22 @@ async def test_set_up_loads_what_ice_would_import_in_the_event_loop(
     import sys
 
     assert {"dns.rdtypes.IN.A", "dns.rdtypes.IN.AAAA"} <= sys.modules.keys()
+
+
+async def test_a_reload_goes_on_from_the_last_minute_of_commands(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    emulator: Emulator,
+) -> None:
+    """An options change reloads the entry: the new queue knows the commands Google still
+    counts in its minute, so a busy minute is not overrun (no 429)."""
+    await advance(hass, freezer, 20)
+    before = setup_integration.runtime_data.coordinator.scheduler.stats().commands_last_minute
+    assert before >= 3
+    assert await hass.config_entries.async_reload(setup_integration.entry_id)
+    await hass.async_block_till_done()
+    stats = setup_integration.runtime_data.coordinator.scheduler.stats()
+    assert stats.commands_last_minute >= before
+    await advance(hass, freezer, 60)
+    assert emulator.metrics.quota_rejections == 0

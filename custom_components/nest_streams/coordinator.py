@@ -11,11 +11,13 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.util.hass_dict import HassKey
 
 from .api import SdmClient
 from .const import CONF_EXCLUDED_CAMERAS, DOMAIN
 from .core.clock import SystemClock
 from .core.models import CameraInfo
+from .core.queue import QuotaHistory
 from .core.scheduler import StreamScheduler
 from .core.settings import Settings
 from .device_list import DeviceListReader
@@ -25,6 +27,9 @@ from .push import EntityPush, StreamsSnapshot
 from .store import SavedState, StreamStore
 
 _LOGGER = logging.getLogger(__name__)
+
+QUOTA_HISTORY: HassKey[dict[str, QuotaHistory]] = HassKey(f"{DOMAIN}_quota_history")
+"""Each entry's last queue's use of the quota, kept across a reload."""
 
 DEVICE_REFRESH_INTERVAL = timedelta(minutes=15)
 
@@ -64,6 +69,9 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             spawn=lambda coro, name: entry.async_create_background_task(hass, coro, name),
             spawn_command=lambda coro, name: entry.async_create_background_task(hass, coro, name),
         )
+        if (history := hass.data.get(QUOTA_HISTORY, {}).pop(entry.entry_id, None)) is not None:
+            # A reload: Google's minute still counts the last queue's commands.
+            self.scheduler.queue.resume(history)
         self._store = StreamStore(hass, entry.entry_id)
         self.live = LiveViews.of(hass, entry.entry_id)
         """The live views, stills and camera sessions (they outlive a reload of the entry)."""
@@ -225,6 +233,9 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self._devices.cancel()
         self.live.unbind()
         await self.scheduler.stop(stop_streams=False)
+        self.hass.data.setdefault(QUOTA_HISTORY, {})[self.config_entry.entry_id] = (
+            self.scheduler.queue.history()
+        )
         await self._store.async_save(self._state())
         await super().async_shutdown()
 

@@ -963,3 +963,36 @@ def test_a_prompt_command_goes_before_the_pacers_slot_while_the_minute_has_room(
     assert log["plain"] == pytest.approx(12.12, abs=0.1)  # after the viewer's, paced
     # 10 sent within the last minute: the late viewer waits for the pacer like anyone.
     assert log["late viewer"] > 60
+
+
+def test_a_queue_that_takes_over_goes_on_from_the_last_ones_minute() -> None:
+    """An entry reload makes a new queue: it starts from the old one's minute (Google still
+    counts those commands) and its pacer's next slot, not from an empty minute."""
+
+    async def main() -> tuple[list[tuple[str, float]], int]:
+        clk = clock()
+        settings = Settings(qpm=10)
+        old = CommandQueue(clk, settings)
+        log: list[tuple[str, float]] = []
+
+        async def three() -> None:
+            await asyncio.gather(
+                *(
+                    old.submit(CommandKind.EXTEND, f"a{i}", _recorder(log, clk, "old"), EPOCH + 900)
+                    for i in range(3)
+                )
+            )
+
+        await _with_worker(old, three())
+        new = CommandQueue(clk, settings)
+        new.resume(old.history())
+        counted = new.stats().commands_last_minute
+        await _with_worker(new, new.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "new")))
+        return log, counted
+
+    log, counted = virtual(main())
+    assert counted == 3
+    olds = [at for name, at in log if name == "old"]
+    (new_at,) = [at for name, at in log if name == "new"]
+    # Paced after the old queue's last command, not at once.
+    assert new_at == pytest.approx(olds[-1] + 6.06, abs=0.05)

@@ -41,6 +41,11 @@ class SmoothLimiter:
         """Give no slot before monotonic time `until` (quota back-off)."""
         self._next = max(self._next, until)
 
+    @property
+    def next_slot(self) -> float:
+        """Monotonic time of the next slot (-inf: one is free)."""
+        return self._next
+
 
 class DeviceWindow:
     """At most `limit` calls of one command per device in any sliding `window` seconds.

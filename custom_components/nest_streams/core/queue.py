@@ -30,6 +30,14 @@ LATE_LIMIT = 90.0
 seen to answer after 30 s: a late answer still says what Google did)."""
 
 
+@dataclass(frozen=True, slots=True)
+class QuotaHistory:
+    """A queue's recent use of the quota (monotonic times), handed to the next queue."""
+
+    sent: tuple[float, ...]
+    next_slot: float
+
+
 @dataclass(order=True, slots=True)
 class _Entry:
     """A queued command. Ordered by priority, then deadline, then submission order."""
@@ -175,6 +183,20 @@ class CommandQueue:
         self._wakeup.set()
         self._changed()
         return future
+
+    def history(self) -> QuotaHistory:
+        """What Google still counts of ours (the last minute's commands) and the pacer's next
+        slot, for a queue that takes over (an entry reload): it goes on from there instead of
+        from an empty minute, which Google's window, still holding ours, would refuse."""
+        self._prune_sent()
+        return QuotaHistory(tuple(self._sent), self.limiter.next_slot)
+
+    def resume(self, history: QuotaHistory) -> None:
+        """Go on from an earlier queue's `history` (the same process: the same monotonic
+        clock)."""
+        self._sent = deque(sorted([*self._sent, *history.sent]))
+        self._prune_sent()
+        self.limiter.defer(history.next_slot)
 
     def withdraw(self, future: asyncio.Future[Any]) -> bool:
         """Withdraw the command of `future` if it was not sent yet (its future is cancelled)."""
