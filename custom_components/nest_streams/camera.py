@@ -120,8 +120,13 @@ class RtspCamera(NestStreamsCamera):
         return None
 
     def _running_url(self) -> str | None:
+        # Starting with a URL: a stream taken over after a reload or restart, still playing
+        # while its first extension waits for its turn; closing the feed then would stall
+        # the live view until the next key frame.
         status = self.status
-        return status.stream_url if status and status.state is StreamState.RUNNING else None
+        if status is None or status.state not in (StreamState.RUNNING, StreamState.STARTING):
+            return None
+        return status.stream_url
 
     @property
     def _camera_name(self) -> str:
