@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "py"))
 
 from develop import HomeAssistantClient, check_profile, running
 
+TCP_STATES = {"01": "ESTABLISHED", "06": "TIME_WAIT", "08": "CLOSE_WAIT", "0A": "LISTEN"}
 RTSP = "camera.room_01_camera_01"
 WEBRTC = "camera.room_03_webrtc_camera_01"
 
@@ -49,10 +50,22 @@ def process(pid: int) -> dict[str, Any]:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("Threads:"):
             threads = int(line.split()[1])
-    sockets = 0
+    inodes: set[str] = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         with contextlib.suppress(OSError):
-            sockets += os.readlink(fd).startswith("socket:")
+            if (link := os.readlink(fd)).startswith("socket:["):
+                inodes.add(link[8:-1])
+    sockets = len(inodes)
+    kinds: dict[str, int] = {}  # by protocol and state, e.g. "udp", "tcp ESTABLISHED"
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{proto}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    kind = proto.rstrip("6")
+                    if kind == "tcp":
+                        kind += " " + TCP_STATES.get(fields[3], fields[3])
+                    kinds[kind] = kinds.get(kind, 0) + 1
     names: dict[str, int] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):
@@ -63,6 +76,7 @@ def process(pid: int) -> dict[str, Any]:
         "threads": threads,
         "thread_names": dict(sorted(names.items())),
         "sockets": sockets,
+        "socket_kinds": dict(sorted(kinds.items())),
     }
 
 
