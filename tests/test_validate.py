@@ -70,7 +70,7 @@ def test_a_missing_rule_a_patch_minimum_and_no_workflow_fail(copy: Path) -> None
     scale = copy / "custom_components/nest_streams/quality_scale.yaml"
     scale.write_text(scale.read_text().replace("  docs-triggers:", "  docs-trigger:"))
     (copy / "hacs.json").write_text(
-        json.dumps({"name": "Nest Streams", "homeassistant": "2026.10.4"})
+        json.dumps({"name": "Nest Streams", "homeassistant": "2026.10.4", "domains": ["camera"]})
     )
     shutil.rmtree(copy / ".github")
     copy.joinpath(".github/workflows").mkdir(parents=True)
@@ -79,6 +79,7 @@ def test_a_missing_rule_a_patch_minimum_and_no_workflow_fail(copy: Path) -> None
     assert "quality_scale.yaml: docs-trigger is not a rule of the quality scale" in problems
     assert "hacs.json: homeassistant 2026.10.4 should be a minor release (YYYY.M.0)" in problems
     assert ".github/workflows: no workflow runs hacs/action" in problems
+    assert "hacs.json: unknown key domains" in problems
 
 
 def test_an_action_without_translation_fails(copy: Path) -> None:
