@@ -197,6 +197,9 @@ class RelayPeer:
         self._peer = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
         self._peer.on("connectionstatechange", self._state_changed)
         self._timeout: asyncio.TimerHandle | None = None
+        self._answering: asyncio.Future[None] | None = None
+        """Set while the offer is answered: closing waits for it (aiortc binds the ICE
+        sockets while it answers; a peer closed then leaves them open)."""
         self.closed = False
         self.created = time.monotonic()
 
@@ -217,8 +220,12 @@ class RelayPeer:
 
         Raises `RelayError` (the peer closed) when aiortc cannot answer it.
         """
+        self._answering = asyncio.get_running_loop().create_future()
         try:
-            answer = await self._answer(offer_sdp)
+            try:
+                answer = await self._answer(offer_sdp)
+            finally:
+                self._answering.set_result(None)
         except NoVideo as err:
             await self.close()  # the caller hears why: `on_closed` is not told
             raise RelayError(str(err)) from err
@@ -314,6 +321,8 @@ class RelayPeer:
         self.video.stop()
         self.sound.stop()
         try:
+            if self._answering is not None:
+                await self._answering
             await self._peer.close()
         finally:
             self._on_closed(self, reason)
