@@ -69,14 +69,18 @@ def test_shared_quota_gives_way_to_another_app_and_comes_back() -> None:
     assert share.refused(ours_last_minute=6) is False  # one 429 may be a passing one
     assert (share.rate, share.admission) == (10, 10)
     clock.advance(10)
+    share.accepted()  # one of ours went through between the refusals
     assert share.refused(ours_last_minute=6) is True  # another app used ~4 a minute
     assert (share.rate, share.admission) == (7.5, 6.0)  # 10 - 4 - 1 = 5, but a quarter at most
     clock.advance(30)
+    share.accepted()
     assert share.refused(ours_last_minute=3) is False  # the same full window
     clock.advance(30)
+    share.accepted()
     assert share.refused(ours_last_minute=6) is True  # 10 - 4 - 1 = 5, but 0.75 x 7.5 at most
     assert (share.rate, share.admission) == (5.625, 4.125)
     clock.advance(60)
+    share.accepted()
     assert share.refused(ours_last_minute=8) is True  # 10 - 2 - 1 = 7, but at least a step
     assert (share.rate, share.admission) == (5.125, 3.625)
     refused_at = clock.now()
@@ -102,10 +106,26 @@ def test_shared_quota_gives_way_to_another_app_and_comes_back() -> None:
     assert share.refused(ours_last_minute=0) is False  # a lone 429 long after: passing
 
 
+def test_a_storm_that_refuses_everything_is_not_another_app() -> None:
+    """429s in a row, none of ours accepted between them, are a storm: our share stays whole
+    however few of ours Google counted; the first refusal after an accepted command counts."""
+    clock = ManualClock(0)
+    share = SharedQuota(clock, Settings())
+    for ours in (6, 3, 1, 0, 0, 0):
+        assert share.refused(ours_last_minute=ours) is False
+        clock.advance(20)
+    assert (share.rate, share.admission) == (10, 10)
+    share.accepted()  # the storm ended
+    clock.advance(20)
+    assert share.refused(ours_last_minute=5) is True  # refused again after an accepted one
+    assert share.rate < 10
+
+
 def test_shared_quota_never_goes_below_its_floor() -> None:
     clock = ManualClock(0)
     share = SharedQuota(clock, Settings(qpm=2))
     for _ in range(4):
+        share.accepted()
         share.refused(ours_last_minute=0)
         clock.advance(60)
     assert (share.rate, share.admission) == (1.0, 1.0)
@@ -119,5 +139,6 @@ def test_shared_quota_thresholds_are_inclusive() -> None:
     share = SharedQuota(clock, settings)
     assert share.refused(ours_last_minute=8) is False  # 1.5 not ours: heard, unconfirmed
     clock.advance(settings.share_confirm)
+    share.accepted()
     assert share.refused(ours_last_minute=8) is True
     assert share.rate < 9.5

@@ -404,7 +404,10 @@ def test_another_apps_use_of_the_quota_slows_us_down() -> None:
             for name in ("x1", "x2"):
                 await queue.submit(CommandKind.EXTEND, name, _refused(1, device_429))
             rates.append(queue.stats().effective_qpm)
-            await queue.submit(CommandKind.EXTEND, "y", _refused(2, QuotaExceeded("429")))
+            await queue.submit(CommandKind.EXTEND, "y", _refused(1, QuotaExceeded("429")))
+            rates.append(queue.stats().effective_qpm)  # one refusal may be a passing one
+            # Refused again after one of ours went through: not a storm, another app.
+            await queue.submit(CommandKind.EXTEND, "w", _refused(1, QuotaExceeded("429")))
             rates.append(queue.stats().effective_qpm)
             await asyncio.gather(
                 *(
@@ -417,9 +420,9 @@ def test_another_apps_use_of_the_quota_slows_us_down() -> None:
         return [at for name, at in log if name == "after"], rates
 
     after, rates = virtual(main())
-    # Google counted 3 of ours at the second refusal: another app used 7, and one drop takes at
-    # most a quarter: 7.5 a minute.
-    assert rates == [10, 7.5]
+    # Google counted 3 or 4 of ours at the second refusal: another app used 6 or more, and one
+    # drop takes at most a quarter: 7.5 a minute.
+    assert rates == [10, 10, 7.5]
     interval = 60 / 7.5 * 1.01
     assert after[1] - after[0] == pytest.approx(interval)
     assert after[2] - after[1] == pytest.approx(interval)
@@ -547,7 +550,9 @@ def test_another_apps_use_is_logged_once_and_its_end_once(
 
         async def body() -> None:
             await queue.submit(CommandKind.EXTEND, "d", _refused(0, QuotaExceeded("429")))
-            for _ in range(3):  # three confirmed drops: one episode
+            # The first two refusals come in a row (a storm?); each later one follows an
+            # accepted command: three confirmed drops, one episode.
+            for _ in range(4):
                 await queue.submit(CommandKind.EXTEND, "y", _refused(2, QuotaExceeded("429")))
                 rates.append(queue.stats().effective_qpm)
                 await asyncio.sleep(70)
@@ -561,10 +566,11 @@ def test_another_apps_use_is_logged_once_and_its_end_once(
 
     with caplog.at_level("INFO", logger="custom_components.nest_streams.core.queue"):
         rates = virtual(main())
-    assert rates[0] is not None
-    assert rates[0] < 10
+    assert rates[0] == 10
     assert rates[1] is not None
-    assert rates[1] < rates[0]
+    assert rates[1] < 10
+    assert rates[2] is not None
+    assert rates[2] < rates[1]
     assert rates[-1] == 10
     assert caplog.text.count("Another app uses this project's quota") == 1
     assert caplog.text.count("The project's whole quota is ours again") == 1

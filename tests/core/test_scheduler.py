@@ -288,8 +288,8 @@ def test_admission_follows_our_share_of_a_quota_another_app_uses() -> None:
 
     over, dropped, statuses, held, stopped_at_google, effective = virtual(main())
     assert over[0][1] == 0
-    # 429s for 4 minutes: two drops (7.5, then 6 a minute; admission 1.5 under it, 4.5: room
-    # for 20 of the 26 cameras); the last names leave.
+    # 429s for 4 minutes between our accepted extensions: two drops (admission 1.5 under our
+    # rate: room for 20 of the 26 cameras); the last names leave.
     assert over[1][1] == 6
     assert dropped == ["c21", "c22", "c23", "c24", "c25", "c26"]
     # Each shows why, holds no stream any more (none is saved), and none was stopped at Google.
@@ -306,15 +306,20 @@ def test_admission_follows_our_share_of_a_quota_another_app_uses() -> None:
 
 
 class _QuotaFull(FakeClient):
-    """Another app fills the project's quota from `start` to `end`: our extensions get 429s."""
+    """Another app spends all but `left` of the project's 10 commands a minute from `start` to
+    `end`: our extensions beyond `left` in Google's last minute get 429s."""
 
-    def __init__(self, clk: LoopClock, start: float, end: float) -> None:
+    def __init__(self, clk: LoopClock, start: float, end: float, left: int = 3) -> None:
         super().__init__(clk)
-        self._start, self._end = start, end
+        self._start, self._end, self._left = start, end, left
+        self._ours: list[float] = []
 
     async def extend(self, camera: CameraInfo, stream: StreamHandle) -> StreamHandle:
-        if self._start <= self.clock.now() - EPOCH < self._end:
+        now = self.clock.now()
+        self._ours = [at for at in self._ours if at > now - 60]
+        if self._start <= now - EPOCH < self._end and len(self._ours) >= self._left:
             raise QuotaExceeded("429")
+        self._ours.append(now)
         return await super().extend(camera, stream)
 
 
@@ -440,13 +445,14 @@ def test_a_drop_of_our_share_keeps_the_cameras_the_user_stopped_stopped() -> Non
     async def main() -> tuple[float, list[tuple[float, str]], StreamState]:
         clk = clock()
         client = FakeClient(clk)
-        client.script("a", "extend", QuotaExceeded("429"), QuotaExceeded("429"))
+        # Refused, accepted, refused again at the next extension: another app, not a storm.
+        client.script("a", "extend", QuotaExceeded("429"), None, QuotaExceeded("429"))
         scheduler = make_scheduler(client, clk)
         async with running(scheduler):
             scheduler.set_cameras(
                 [rtsp("a"), rtsp("b"), rtsp("c")], keep_alive=lambda c: c.name != "c"
             )
-            await asyncio.sleep(400)
+            await asyncio.sleep(600)
             state = scheduler.statuses()["enterprises/p/devices/c"].state
         return scheduler.admission_qpm, client.ops("c"), state
 

@@ -109,7 +109,10 @@ class SharedQuota:
 
     When Google refuses one of our commands for the project's quota while it counted clearly
     fewer of ours in the last minute than the quota (`share_detect`), and did so before within
-    `share_confirm` seconds (one 429 may be a passing one), someone else spends the rest: our
+    `share_confirm` seconds (one 429 may be a passing one) with one of ours accepted in between
+    (an app that shares the quota leaves room in the minute between its refusals; a storm
+    refuses every command in a row, and reading it as another app would keep our rate and
+    admission down for half an hour after it), someone else spends the rest: our
     rate drops to the quota less that other app's apparent use and a margin (at least one step,
     at most to `share_decrease` of itself; once per window: the 429s of the next minute come
     from the same full window).
@@ -134,6 +137,8 @@ class SharedQuota:
         """Monotonic time of the last drop."""
         self._heard_at = -math.inf
         """Monotonic time of the last refusal that suggested another app."""
+        self._accepted_since = False
+        """Whether Google accepted one of ours since the last refusal."""
         self._stepped_at = -math.inf
 
     def refused(self, ours_last_minute: int) -> bool:
@@ -143,12 +148,15 @@ class SharedQuota:
         """
         settings = self._settings
         mono = self._clock.monotonic()
+        accepted, self._accepted_since = self._accepted_since, False
         other = settings.qpm - ours_last_minute
         if other < settings.share_detect:
             return False  # our own minute (nearly) filled the quota: a passing refusal
         heard, self._heard_at = self._heard_at, mono
         if mono - heard > settings.share_confirm:
             return False  # the first lately: one 429 may be a passing one
+        if not accepted:
+            return False  # refused in a row: a storm (or the same full minute), not a share
         if mono - self._refused_at < WINDOW:
             return False  # the same full window
         self._refused_at = self._stepped_at = mono
@@ -160,6 +168,10 @@ class SharedQuota:
             self.admission, max(settings.share_floor, self.rate - settings.share_headroom)
         )
         return True
+
+    def accepted(self) -> None:
+        """Google's quota let one of our commands through."""
+        self._accepted_since = True
 
     def probe(self) -> bool:
         """Step up when no 429 came for a while; whether the rate or admission changed."""

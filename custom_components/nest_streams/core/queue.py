@@ -462,6 +462,7 @@ class CommandQueue:
 
     def _quota_ok(self) -> None:
         """A command went through: the back-off ends."""
+        self.share.accepted()
         self._backoff = 0.0
         self._backoff_until = None
         if self._storm:
