@@ -12,6 +12,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.nest_streams.core.errors import AUTH_REQUIRED
 from custom_components.nest_streams.media.placeholder import render
 from sdm_emulator import Emulator, ScriptedFault, default_devices
 from sdm_emulator.config import TESTING_REFRESH_TOKEN_LIFETIME
@@ -208,11 +209,15 @@ async def test_invalid_grant_starts_reauth(
     setup_integration: MockConfigEntry,
     emulator: Emulator,
 ) -> None:
-    """The refresh token is revoked: when the access token expires, reauth is asked."""
+    """The refresh token is revoked: when the access token expires, one refresh is tried and
+    reauth is asked; no command asks for a token again, and cameras say why in words."""
     emulator.revoke()
+    refreshes = emulator.report()["calls"].get("oauth.token", 0)
     await advance(hass, freezer, 3700)
     assert reauth_flows(hass) == [SOURCE_REAUTH]
+    assert emulator.report()["calls"].get("oauth.token", 0) - refreshes <= 2
     assert state(hass, "sensor.room_01_camera_01_stream_state") in ("failed", "degraded")
+    assert state(hass, "sensor.room_01_camera_01_last_error") == AUTH_REQUIRED
 
 
 async def test_a_refresh_token_at_the_end_of_its_7_days(
