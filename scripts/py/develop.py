@@ -31,6 +31,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[2]
 USERNAME = "dev"
 PASSWORD = "nest-streams-dev"
+DASHBOARD = "nest-streams"
+"""The demo dashboard's URL path."""
 CLIENT_SECRET = "emulator-client-secret"
 PROJECT_ID = "project-id-1"
 DEFAULT_OPTIONS = {
@@ -41,7 +43,7 @@ DEFAULT_OPTIONS = {
     "retry_base": 10,
 }
 
-CONFIGURATION = """\
+CONFIGURATION = f"""\
 # Written by scripts/develop: a minimal Home Assistant for Nest Streams and the emulator.
 homeassistant:
   name: Nest Streams demo
@@ -59,7 +61,7 @@ logger:
     custom_components.nest_streams: info
 lovelace:
   dashboards:
-    nest-streams:
+    {DASHBOARD}:
       mode: yaml
       title: Nest Streams
       icon: mdi:cctv
@@ -559,6 +561,37 @@ def write_http_settings(options: Options) -> None:
     )
 
 
+def write_onboarding(options: Options) -> None:
+    """Onboarding's "core_config" step stored as done (HA's storage version 4).
+
+    That step sets up what a new home gets (a weather service, radio browser, text-to-speech),
+    whose libraries HA installs at run time; HA runs here with `--skip-pip`, so each logged an
+    ERROR at start-up. The demo needs none of them; the other steps run as a user's would.
+    """
+    storage = options.config / ".storage"
+    storage.mkdir(exist_ok=True)
+    onboarding = storage / "onboarding"
+    if not onboarding.exists():
+        onboarding.write_text(
+            json.dumps(
+                {
+                    "version": 4,
+                    "minor_version": 1,
+                    "key": "onboarding",
+                    "data": {"done": ["core_config"]},
+                }
+            )
+        )
+
+
+def start_up_errors(config: Path) -> list[str]:
+    """The ERROR lines of HA's log (its first lines of each, without the traceback)."""
+    log = config / "home-assistant.log"
+    if not log.exists():
+        return []
+    return [line for line in log.read_text(errors="replace").splitlines() if " ERROR " in line]
+
+
 def prepare_config(options: Options) -> None:
     """A fresh config folder with the integration linked in."""
     if options.config.exists() and not options.keep_config:
@@ -566,6 +599,7 @@ def prepare_config(options: Options) -> None:
     options.config.mkdir(parents=True, exist_ok=True)
     (options.config / "configuration.yaml").write_text(CONFIGURATION)
     write_http_settings(options)
+    write_onboarding(options)
     (options.config / "nest_streams_dashboard.yaml").write_text(
         json.dumps({"title": "Nest Streams", "views": [{"title": "Cameras", "cards": []}]})
     )
@@ -593,10 +627,22 @@ async def run(options: Options, ready: asyncio.Event | None = None) -> None:
         await configure_integration(ha, options, emulator_url)
         await asyncio.sleep(2)
         count = await write_dashboard(ha, options)
+        # The demo's dashboard is what everyone sees first (HA's "default dashboard" setting).
+        await ha.ws(
+            {
+                "type": "frontend/set_system_data",
+                "key": "core",
+                "value": {"default_panel": DASHBOARD},
+            }
+        )
         await ha.close()
-        say(f"dashboard with {count} cameras: {ha_url}/nest-streams/cameras")
+        say(f"dashboard with {count} cameras: {ha_url}/{DASHBOARD}/cameras")
         say(f"log in as '{USERNAME}' with password '{PASSWORD}'; Ctrl-C stops both processes")
         await report_start_up(ha, count)
+        if errors := start_up_errors(options.config):
+            say(f"HA logged {len(errors)} ERROR lines at start-up, the first: {errors[0]}")
+        else:
+            say("HA's log has no ERROR line")
         if ready is not None:
             ready.set()
         stop = asyncio.Event()
