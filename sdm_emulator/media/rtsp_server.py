@@ -54,8 +54,9 @@ CAMERA_VIDEO = (
     "videotestsrc is-live=true pattern=smpte horizontal-speed=4 "
     "! video/x-raw,width={width},height={height},framerate={fps}/1 "
     '! textoverlay text="{name}" valignment=top halignment=left font-desc="Sans {font}" '
+    "shaded-background=true shading-value=255 "
     '! clockoverlay time-format="%H:%M:%S" valignment=top halignment=right '
-    'font-desc="Sans Mono {font}" '
+    'font-desc="Sans Mono {font}" shaded-background=true shading-value=255 '
     "! x264enc speed-preset=superfast rc-lookahead=0 sync-lookahead=0 bitrate={bitrate} "
     "key-int-max={gop_frames} bframes={bframes} "
     'option-string="scenecut=0:min-keyint={gop_frames}:repeat-headers=1" '
