@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
-from unittest.mock import AsyncMock, MagicMock, patch
+from unittest.mock import AsyncMock, MagicMock, PropertyMock, patch
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver
 from freezegun.api import FrozenDateTimeFactory
@@ -35,6 +35,7 @@ from syrupy.assertion import SnapshotAssertion
 from webrtc_models import RTCIceCandidateInit
 
 from custom_components.nest_streams.const import DOMAIN
+from custom_components.nest_streams.core.models import StreamState, StreamStatus
 from custom_components.nest_streams.media.feed import CameraFeed
 from custom_components.nest_streams.media.picture import Stills
 from custom_components.nest_streams.media.placeholder import render
@@ -497,3 +498,38 @@ async def test_nothing_reads_unknown_when_all_is_well(
     assert unknown == []
     assert "sensor.room_04_webrtc_camera_01_stream_expiry" not in shown
     assert state(hass, "sensor.room_01_camera_01_last_error") == "none"
+
+
+@pytest.mark.parametrize(
+    ("state", "title", "shows_reason"),
+    [
+        (StreamState.STARTING, "Starting", False),
+        (StreamState.RUNNING, "Starting", False),  # running without a frame yet
+        (StreamState.FAILED, "Failed", True),
+        (StreamState.DEGRADED, "Degraded", True),
+        (StreamState.STOPPED, "Stopped", False),
+        (StreamState.ON_DEMAND, "On demand", False),
+        (StreamState.HOURLY_LIMIT, "Hourly limit reached", True),
+    ],
+)
+async def test_each_state_has_its_picture(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    setup_integration: MockConfigEntry,
+    state: StreamState,
+    title: str,
+    shows_reason: bool,
+) -> None:
+    """A camera without a live picture shows its state (translated) and, when it failed or
+    waits for the hour, why; the WebRTC cameras too."""
+    await advance(hass, freezer, 30)
+    reason = "HTTP 500: Internal error encountered."
+    for entity_id in ("camera.room_01_camera_01", "camera.room_04_webrtc_camera_01"):
+        camera = hass.data["camera"].get_entity(entity_id)
+        status = StreamStatus(camera.device_id, state, 3, reason)
+        with (
+            patch.object(type(camera), "status", PropertyMock(return_value=status)),
+            patch.object(Stills, "image", AsyncMock(return_value=None)),
+        ):
+            image = await async_get_image(hass, entity_id)
+        assert image.content == render(title, reason if shows_reason else None), entity_id
