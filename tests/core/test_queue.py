@@ -71,14 +71,40 @@ def test_priority_and_deadline_order() -> None:
         return [name for name, _ in log]
 
     assert virtual(main()) == [
+        "stop",  # the stream it stops lives on; ext-early has 30 s, more than 15 + 4 intervals
         "ext-early",
         "urgent-gen",
         "ext-late",
         "ext-tie",
         "gen1",
         "gen2",
-        "stop",
     ]
+
+
+def test_a_stop_takes_the_slot_of_an_extension_that_has_time_not_of_one_that_has_none() -> None:
+    """A busy queue: a stop of a stream that lives 60 s more goes before extensions with more
+    than their lead and `STOP_SLACK` intervals left, after those with less; a stop whose stream
+    expired is dropped unsent."""
+
+    async def main() -> tuple[list[str], bool]:
+        clk = clock()
+        queue = CommandQueue(clk, Settings(qpm=10))  # an interval of 6.06 s
+        log: list[tuple[str, float]] = []
+        urgent = queue.submit(CommandKind.EXTEND, "u", _recorder(log, clk, "urgent"), EPOCH + 20)
+        stop = queue.submit(CommandKind.STOP, "s", _recorder(log, clk, "stop"), EPOCH + 60)
+        late_stop = queue.submit(CommandKind.STOP, "x", _recorder(log, clk, "moot"), EPOCH + 5)
+        slack = [
+            queue.submit(CommandKind.EXTEND, f"e{i}", _recorder(log, clk, f"ext{i}"), EPOCH + 200)
+            for i in range(3)
+        ]
+        outcomes = await _with_worker(
+            queue, asyncio.gather(urgent, stop, late_stop, *slack, return_exceptions=True)
+        )
+        return [name for name, _ in log], isinstance(outcomes[2], StreamGone)
+
+    order, dropped = virtual(main())
+    assert order == ["urgent", "stop", "ext0", "ext1", "ext2"]
+    assert dropped
 
 
 def test_pacing_keeps_every_minute_at_or_under_qpm() -> None:
