@@ -84,13 +84,7 @@ def rss_mb(pid: int) -> float:
 async def login(session: aiohttp.ClientSession, ha_url: str) -> HomeAssistantClient:
     """A logged-in client of HA's REST and websocket APIs."""
     ha = HomeAssistantClient(session, ha_url)
-    client_id = f"{ha_url}/"
-    code = await ha._login(client_id)
-    async with session.post(
-        f"{ha_url}/auth/token",
-        data={"grant_type": "authorization_code", "code": code, "client_id": client_id},
-    ) as response:
-        ha.token = (await response.json())["access_token"]
+    await ha.log_in()
     return ha
 
 

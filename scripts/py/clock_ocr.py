@@ -57,14 +57,7 @@ def _read(brightest: Image.Image, threshold: int, scale: int) -> time | None:
     text = text.resize((text.width * scale, text.height * scale), Image.Resampling.LANCZOS)
     page = Image.new("L", (text.width + 40, text.height + 40), 255)
     page.paste(text, (20, 20))
-    with tempfile.NamedTemporaryFile(suffix=".png") as file:
-        page.save(file.name)
-        read = subprocess.run(
-            [TESSERACT, file.name, "-", "--psm", "7", "-c", "tessedit_char_whitelist=0123456789:"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
+    read = _tesseract(page, "--psm", "7", "-c", "tessedit_char_whitelist=0123456789:")
     found = re.fullmatch(r"(\d\d):?(\d\d):?(\d\d)", read.strip().replace(" ", ""))
     if found is None:
         return None
@@ -88,9 +81,13 @@ def band_text(jpeg: bytes) -> str:
     band = picture.crop((0, 0, picture.width, picture.height * 2 // 5))
     text = band.point(lambda v: 0 if v > 128 else 255)
     text = text.resize((text.width * 2, text.height * 2), Image.Resampling.LANCZOS)
+    return " ".join(_tesseract(text, "--psm", "6").split())
+
+
+def _tesseract(picture: Image.Image, *options: str) -> str:
+    """What Tesseract reads in `picture` with `options`."""
     with tempfile.NamedTemporaryFile(suffix=".png") as file:
-        text.save(file.name)
-        read = subprocess.run(
-            [TESSERACT, file.name, "-", "--psm", "6"], capture_output=True, text=True, check=False
+        picture.save(file.name)
+        return subprocess.run(
+            [TESSERACT, file.name, "-", *options], capture_output=True, text=True, check=False
         ).stdout
-    return " ".join(read.split())

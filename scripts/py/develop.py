@@ -211,11 +211,7 @@ class HomeAssistantClient:
             code = body["auth_code"]
         else:
             code = await self._login(client_id)
-        async with self.session.post(
-            f"{self.base}/auth/token",
-            data={"grant_type": "authorization_code", "code": code, "client_id": client_id},
-        ) as response:
-            self.token = (await response.json())["access_token"]
+        await self._take_token(code, client_id)
         for step, payload in (
             ("core_config", {}),
             ("analytics", {}),
@@ -227,6 +223,18 @@ class HomeAssistantClient:
             if not steps.get(step):
                 with contextlib.suppress(RuntimeError):
                     await self.post(f"/api/onboarding/{step}", payload)
+
+    async def log_in(self) -> None:
+        """Log in as the demo's user (onboarding done): the API calls carry its token."""
+        client_id = f"{self.base}/"
+        await self._take_token(await self._login(client_id), client_id)
+
+    async def _take_token(self, code: str, client_id: str) -> None:
+        async with self.session.post(
+            f"{self.base}/auth/token",
+            data={"grant_type": "authorization_code", "code": code, "client_id": client_id},
+        ) as response:
+            self.token = (await response.json())["access_token"]
 
     async def _login(self, client_id: str) -> str:
         flow = await self.post(

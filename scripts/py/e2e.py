@@ -44,16 +44,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from clock_ocr import age_of, band_text, clock_of
 from develop import (
-    PASSWORD,
     ROOT,
-    USERNAME,
     HomeAssistantClient,
     Options,
     check_profile,
     running,
     start_up_errors,
 )
-from e2e_video import video_checks
+from e2e_video import login as log_in_page, video_checks
 
 sys.path.insert(0, str(ROOT))
 
@@ -212,19 +210,6 @@ async def entity_states(ha: HomeAssistantClient) -> dict[str, dict[str, Any]]:
         return {item["entity_id"]: item for item in await response.json()}
 
 
-async def logged_in_client(session: aiohttp.ClientSession, ha_url: str) -> HomeAssistantClient:
-    """An API client logged in as the demo's user."""
-    ha = HomeAssistantClient(session, ha_url)
-    client_id = f"{ha_url}/"
-    code = await ha._login(client_id)
-    async with session.post(
-        f"{ha_url}/auth/token",
-        data={"grant_type": "authorization_code", "code": code, "client_id": client_id},
-    ) as response:
-        ha.token = (await response.json())["access_token"]
-    return ha
-
-
 async def nothing_unknown(ha: HomeAssistantClient) -> None:
     """No entity of ours (shown by default) reads unknown or unavailable while all is well."""
     registry = await ha.ws({"type": "config/entity_registry/list"})
@@ -287,17 +272,15 @@ async def browser_checks(ha_url: str, emulator_url: str, options: Options) -> No
     tells why within `SHOWN_WITHIN`), degraded, recovered (its first still is fresh)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     async with async_playwright() as playwright, aiohttp.ClientSession() as session:
-        ha = await logged_in_client(session, ha_url)
+        ha = HomeAssistantClient(session, ha_url)
+        await ha.log_in()
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         page = await browser.new_page(viewport={"width": 1600, "height": 2400})
         page.set_default_timeout(TIMEOUT_MS)
         pictures = CardPictures(page)
-        await page.goto(f"{ha_url}/")  # HA's address, as a user opens it
-        await page.locator("input[name='username']").fill(USERNAME)
-        await page.locator("input[name='password']").fill(PASSWORD)
-        await page.keyboard.press("Enter")
+        await log_in_page(page, f"{ha_url}/")  # HA's address, as a user opens it
         await page.get_by_text("Quota and queue", exact=True).wait_for()
         if "/nest-streams/" not in page.url:
             raise AssertionError(f"after log-in HA shows {page.url}, not the demo's dashboard")

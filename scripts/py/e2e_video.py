@@ -188,13 +188,7 @@ async def login(page: Page, url: str) -> None:
 async def change_options(session: aiohttp.ClientSession, ha_url: str) -> None:
     """Change an option through HA's options flow, as the UI does: the entry reloads."""
     ha = HomeAssistantClient(session, ha_url)
-    client_id = f"{ha_url}/"
-    code = await ha._login(client_id)
-    async with session.post(
-        f"{ha_url}/auth/token",
-        data={"grant_type": "authorization_code", "code": code, "client_id": client_id},
-    ) as response:
-        ha.token = (await response.json())["access_token"]
+    await ha.log_in()
     entries = await ha.ws({"type": "config_entries/get", "domain": "nest_streams"})
     await ha.close()
     flow = await ha.post(
