@@ -307,10 +307,7 @@ class CommandQueue:
                 heapq.heapify(self._heap)
                 entry.future.set_exception(StreamGone("the stream expired before its turn"))
                 continue
-            ready_at = max(
-                self._devices.ready_at(entry.device_id, entry.kind.name),
-                self._budget.ready_at(entry.device_id, DeviceWindow.ANY),
-            )
+            ready_at = self._ready_at(entry)
             if entry.kind is CommandKind.EXTEND and ready_at >= mono + entry.deadline - now:
                 # Its device may not send again before the stream expires (Google's limit
                 # per device and command): say so now, so its replacement goes out in time.
@@ -360,11 +357,17 @@ class CommandQueue:
                 entry.kind is CommandKind.STOP
                 and not entry.future.done()
                 and entry.deadline > now
-                and self._devices.ready_at(entry.device_id, entry.kind.name) <= mono
-                and self._budget.ready_at(entry.device_id, DeviceWindow.ANY) <= mono
+                and self._ready_at(entry) <= mono
             ):
                 return entry
         return None
+
+    def _ready_at(self, entry: _Entry) -> float:
+        """When Google's limits of the entry's device let it go (monotonic; -inf: now)."""
+        return max(
+            self._devices.ready_at(entry.device_id, entry.kind.name),
+            self._budget.ready_at(entry.device_id, DeviceWindow.ANY),
+        )
 
     async def _sleep_or_wakeup(self, seconds: float) -> None:
         try:
