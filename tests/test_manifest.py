@@ -32,7 +32,7 @@ def test_manifest_keys_and_order() -> None:
     assert manifest["domain"] == DOMAIN == INTEGRATION.name
     assert manifest["name"] == "Nest Streams"
     assert manifest["config_flow"] is True
-    assert manifest["dependencies"] == ["application_credentials", "web_rtc"]
+    assert manifest["dependencies"] == ["application_credentials", "http", "web_rtc"]
     assert manifest["integration_type"] == "hub"
     assert manifest["iot_class"] == "cloud_polling"
     for key in ("documentation", "issue_tracker"):

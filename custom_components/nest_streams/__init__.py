@@ -21,6 +21,7 @@ from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator, NestStr
 from .entity import hub_device_info
 from .live import LiveViews
 from .redact import install_secret_filter
+from .restream import RestreamSecrets, RestreamView, async_remove_secrets
 from .services import async_setup_services
 from .store import StreamStore
 
@@ -29,10 +30,11 @@ PLATFORMS = [Platform.BINARY_SENSOR, Platform.CAMERA, Platform.SENSOR]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services; keep secrets out of debug logs; load what the live view's ICE
-    would otherwise import in the event loop."""
+    """Register the services and the restream URLs' view; keep secrets out of debug logs;
+    load what the live view's ICE would otherwise import in the event loop."""
     install_secret_filter()
     async_setup_services(hass)
+    hass.http.register_view(RestreamView())
     await hass.async_add_executor_job(_load_dns_types)
     return True
 
@@ -62,7 +64,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry) 
     )
     coordinator = NestStreamsCoordinator(hass, entry, client)
     await coordinator.async_config_entry_first_refresh()
-    entry.runtime_data = NestStreamsData(coordinator=coordinator)
+    entry.runtime_data = NestStreamsData(
+        coordinator=coordinator,
+        restream=await RestreamSecrets.async_load(hass, entry.entry_id),
+    )
     # The hub device first: the cameras' devices hang off it.
     dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id, **hub_device_info(coordinator)
@@ -93,3 +98,4 @@ async def async_remove_entry(hass: HomeAssistant, entry: NestStreamsConfigEntry)
     Google)."""
     await LiveViews.of(hass, entry.entry_id).async_close("the integration was removed")
     await StreamStore(hass, entry.entry_id).async_remove()
+    await async_remove_secrets(hass, entry.entry_id)

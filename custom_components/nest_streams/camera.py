@@ -13,6 +13,7 @@ from homeassistant.components.camera.webrtc import (
     WebRTCSendMessage,
 )
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.translation import async_get_translations
 from webrtc_models import RTCIceCandidateInit
@@ -22,6 +23,7 @@ from .coordinator import NestStreamsConfigEntry, NestStreamsCoordinator
 from .core.models import StreamProtocol, StreamState
 from .entity import CameraStreamEntity, setup_camera_entities
 from .media.placeholder import render
+from .restream import restream_url
 from .services import SERVICE_RESTART, SERVICE_START, SERVICE_STOP
 
 _LOGGER = logging.getLogger(__name__)
@@ -80,6 +82,21 @@ class NestStreamsCamera(CameraStreamEntity, Camera):
             stream.restart()
         elif name == SERVICE_START:
             stream.start()
+
+    async def async_restream_url(self) -> str:
+        """The camera's restream URL for recorders (RTSP cameras only)."""
+        raise self._no_restream()
+
+    async def async_rotate_restream_secret(self) -> None:
+        """A new secret for the camera's restream URL (RTSP cameras only)."""
+        raise self._no_restream()
+
+    def _no_restream(self) -> ServiceValidationError:
+        return ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="no_restream",
+            translation_placeholders={"entity_id": self.entity_id},
+        )
 
     @override
     async def async_camera_image(
@@ -174,6 +191,18 @@ class RtspCamera(NestStreamsCamera):
         if not self.is_streaming:
             return None
         return await self.coordinator.live.mjpeg(self.device_id, self._camera_name, request)
+
+    @override
+    async def async_restream_url(self) -> str:
+        """The camera's restream URL; its secret is made (and saved) on first use."""
+        secrets = self.coordinator.config_entry.runtime_data.restream
+        return restream_url(self.hass, self.device_id, await secrets.async_ensure(self.device_id))
+
+    @override
+    async def async_rotate_restream_secret(self) -> None:
+        """A new secret; the recorders reading the old URL are ended."""
+        await self.coordinator.config_entry.runtime_data.restream.async_rotate(self.device_id)
+        self.coordinator.live.end_readers(self.device_id, "the restream secret was rotated")
 
     async def async_added_to_hass(self) -> None:
         """Hand the camera's current URL to its feed."""

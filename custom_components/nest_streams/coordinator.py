@@ -24,6 +24,7 @@ from .device_list import DeviceListReader
 from .issues import async_remove_devices, async_update_over_capacity_issue
 from .live import LiveViews
 from .push import EntityPush, StreamsSnapshot
+from .restream import RestreamSecrets
 from .store import SavedState, StreamStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class NestStreamsData:
     """What one loaded config entry holds."""
 
     coordinator: NestStreamsCoordinator
+    restream: RestreamSecrets
+    """The secrets of the cameras' restream URLs."""
 
 
 type NestStreamsConfigEntry = ConfigEntry[NestStreamsData]

@@ -43,6 +43,7 @@ from .const import DOMAIN
 from .core.errors import OverCapacity, StreamError, ViewerWithdrawn
 from .core.models import StreamHandle
 from .media.hub import CameraMedia
+from .media.restream import TsReader
 from .media.webrtc import RelayError, resolve_ice_servers
 
 if TYPE_CHECKING:
@@ -59,6 +60,10 @@ MAX_VIEWERS = 32
 a Google session)."""
 STILL_TIMEOUT = 6.0
 """Seconds a still waits for a key frame (a session opened now waits up to a GOP)."""
+MAX_READERS_PER_CAMERA = 4
+MAX_READERS = 16
+"""Recorders reading restream URLs, per camera and of one entry in all (each costs a muxer
+and a buffer, no Google session)."""
 MJPEG_INTERVAL = 0.2
 """Seconds between the frames of an MJPEG stream (5 a second)."""
 ENDED_CODE = "nest_streams_live_view_ended"
@@ -68,6 +73,10 @@ def ca_file() -> str:
     """The CA bundle HA's own HTTP client trusts (`REQUESTS_CA_BUNDLE`, else certifi's): the
     camera's `rtsps://` server is verified against it (FFmpeg finds no system CAs itself)."""
     return os.environ.get("REQUESTS_CA_BUNDLE") or certifi.where()
+
+
+class TooManyReaders(Exception):
+    """A recorder beyond the readers' bound (the text is its HTTP answer)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -97,6 +106,8 @@ class LiveViews:
         self._media: dict[str, CameraMedia] = {}
         self._viewers: dict[str, Viewer] = {}
         self._close_later: CALLBACK_TYPE | None = None
+        self._readers: dict[str, set[TsReader]] = {}
+        """Recorders reading each camera's restream URL."""
         self.problems: dict[str, str] = {}
         """The live picture's current problem, by device id."""
 
@@ -329,6 +340,37 @@ class LiveViews:
             else:
                 coordinator.scheduler.withdraw_viewer(session_id)
             coordinator.push.changed(viewer.device_id)
+
+    # -- recorders (restream URLs) -----------------------------------------------------------
+
+    def open_reader(self, device_id: str, name: str) -> TsReader:
+        """A recorder's MPEG-TS of the RTSP camera (a consumer of its one feed). Raises
+        `TooManyReaders` beyond `MAX_READERS_PER_CAMERA` or `MAX_READERS`."""
+        readers = self._readers.setdefault(device_id, set())
+        if len(readers) >= MAX_READERS_PER_CAMERA:
+            raise TooManyReaders(f"{name} has {len(readers)} readers, the most it serves")
+        if sum(len(each) for each in self._readers.values()) >= MAX_READERS:
+            raise TooManyReaders(f"this integration serves at most {MAX_READERS} readers")
+        reader = TsReader(self.media(device_id, name).feed)
+        readers.add(reader)
+        return reader
+
+    def close_reader(self, device_id: str, reader: TsReader) -> None:
+        """The recorder left."""
+        reader.close()
+        if (readers := self._readers.get(device_id)) is not None:
+            readers.discard(reader)
+            if not readers:
+                del self._readers[device_id]
+
+    def end_readers(self, device_id: str, reason: str) -> None:
+        """End the camera's recorders (its secret was rotated); they leave on their own."""
+        for reader in list(self._readers.get(device_id, ())):
+            reader.close(reason)
+
+    def readers(self, device_id: str) -> int:
+        """Recorders reading the camera now."""
+        return len(self._readers.get(device_id, ()))
 
     def watched(self, device_id: str) -> bool:
         """Whether someone watches the camera live."""

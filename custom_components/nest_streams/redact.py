@@ -38,7 +38,7 @@ _KEY_VALUE = re.compile(
     + "|".join(SECRET_KEYS)
     + r""")["']?\s*[:=]\s*)(?P<quote>["']?)(?P<value>[^"',}\s]+)"""
 )
-_AUTH_PARAMETER = re.compile(r"auth=[^&\s\"']+")
+_URL_SECRET = re.compile(r"(?P<name>auth|secret)=[^&\s\"']+")
 _BEARER = re.compile(r"Bearer\s+[A-Za-z0-9._~+/=-]+")
 _SDP_LINE = re.compile(
     r"(?P<name>a=(?:ice-ufrag|ice-pwd|fingerprint|candidate|crypto)|c=IN IP[46]|o=)"
@@ -61,7 +61,7 @@ def redact_text(text: str) -> str:
     credentials, fingerprints, candidates and IP addresses included)."""
     text = _SDP_VALUE.sub(_sdp_summary, text)
     text = _KEY_VALUE.sub(lambda m: f"{m['key']}{m['quote']}{REDACTED}", text)
-    text = _AUTH_PARAMETER.sub(f"auth={REDACTED}", text)
+    text = _URL_SECRET.sub(lambda m: f"{m['name']}={REDACTED}", text)
     text = _BEARER.sub(f"Bearer {REDACTED}", text)
     text = _SDP_LINE.sub(lambda m: f"{m['name']} {REDACTED}", text)
     text = _CANDIDATE.sub(f"candidate:{REDACTED}", text)

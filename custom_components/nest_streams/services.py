@@ -1,4 +1,6 @@
-"""Entity services of the camera entities: restart_stream, stop_stream, start_stream.
+"""Entity services of the camera entities: restart_stream, stop_stream, start_stream, and the
+restream URL's get_restream_url and rotate_restream_secret (admins only: the URL shows the
+camera to anyone who has it).
 
 Registered as platform entity services (as HA core's Blink does), so entity, device, area,
 label and `all` targets work and HA resolves them. A call is checked whole before any camera
@@ -16,7 +18,13 @@ from typing import TYPE_CHECKING
 
 from homeassistant.components.camera.const import DOMAIN as CAMERA_DOMAIN
 from homeassistant.const import ATTR_ENTITY_ID, ENTITY_MATCH_ALL
-from homeassistant.core import HomeAssistant, ServiceCall, callback
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import service, target
 from homeassistant.helpers.entity import Entity
@@ -30,6 +38,8 @@ SERVICE_RESTART = "restart_stream"
 SERVICE_STOP = "stop_stream"
 SERVICE_START = "start_stream"
 SERVICES = (SERVICE_RESTART, SERVICE_STOP, SERVICE_START)
+SERVICE_GET_RESTREAM_URL = "get_restream_url"
+SERVICE_ROTATE_RESTREAM_SECRET = "rotate_restream_secret"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +126,22 @@ async def _handle(entity: Entity, call: ServiceCall) -> None:
         entity.apply_service(call.service)
 
 
+async def _get_restream_url(entity: Entity, call: ServiceCall) -> ServiceResponse:
+    """The camera's restream URL (its secret made on first use)."""
+    from .camera import NestStreamsCamera
+
+    assert isinstance(entity, NestStreamsCamera)
+    return {"url": await entity.async_restream_url()}
+
+
+async def _rotate_restream_secret(entity: Entity, call: ServiceCall) -> None:
+    """A new secret for the camera's restream URL; its current readers are ended."""
+    from .camera import NestStreamsCamera
+
+    assert isinstance(entity, NestStreamsCamera)
+    await entity.async_rotate_restream_secret()
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the services (once, in async_setup)."""
@@ -123,3 +149,22 @@ def async_setup_services(hass: HomeAssistant) -> None:
         service.async_register_platform_entity_service(
             hass, DOMAIN, name, entity_domain=CAMERA_DOMAIN, schema=None, func=_handle
         )
+    service.async_register_platform_entity_service(
+        hass,
+        DOMAIN,
+        SERVICE_GET_RESTREAM_URL,
+        entity_domain=CAMERA_DOMAIN,
+        schema=None,
+        func=_get_restream_url,
+        admin_only=True,
+        supports_response=SupportsResponse.ONLY,
+    )
+    service.async_register_platform_entity_service(
+        hass,
+        DOMAIN,
+        SERVICE_ROTATE_RESTREAM_SECRET,
+        entity_domain=CAMERA_DOMAIN,
+        schema=None,
+        func=_rotate_restream_secret,
+        admin_only=True,
+    )
