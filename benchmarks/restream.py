@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 import json
 from pathlib import Path
@@ -64,6 +65,18 @@ FRIGATE_HTTP = [  # Frigate's preset-http-reolink (frigate/ffmpeg_presets.py)
     "-rw_timeout",
     "10000000",
 ]
+FRIGATE_LIKE = [  # preset-http-reolink without its 1000 s probe (see the README)
+    "-user_agent",
+    "FFmpeg Frigate",
+    "-avoid_negative_ts",
+    "make_zero",
+    "-fflags",
+    "+genpts+discardcorrupt",
+    "-flags",
+    "low_delay",
+    "-rw_timeout",
+    "10000000",
+]
 FRIGATE_RTSP = [  # Frigate's default input arguments, preset-rtsp-generic
     "-user_agent",
     "FFmpeg Frigate",
@@ -95,6 +108,8 @@ class Reader:
     largest_step: float = 0.0
     starts: int = 0
     errors: list[str] = field(default_factory=list)
+    first: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at the first video packet."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read until `stop`."""
@@ -148,6 +163,7 @@ class Reader:
                 continue
             stamp = int(fields[1]) * bases.get("0", 1 / 90000)
             self.arrivals.append(time.monotonic())
+            self.first.set()
             if last is not None:
                 step = stamp - last
                 if step <= 0:
@@ -175,6 +191,20 @@ class Reader:
             "reconnects": self.starts - 1,
             "errors": sorted(set(self.errors))[:3],
         }
+
+
+async def first_packet(url: str, input_args: list[str], within: float) -> float | None:
+    """Seconds until ffmpeg with `input_args` gives its first packet of `url` (None: not
+    within `within` seconds)."""
+    reader = Reader("first", url, input_args)
+    stop = asyncio.Event()
+    began = time.monotonic()
+    task = asyncio.create_task(reader.run(stop))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(reader.first.wait(), within)
+    stop.set()
+    await task
+    return round(reader.arrivals[0] - began, 2) if reader.arrivals else None
 
 
 async def restream_urls(ha: HomeAssistantClient, cameras: list[str]) -> dict[str, str]:
@@ -239,7 +269,8 @@ async def one_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         ha = await login(session, ha_url)
         cameras = await camera_entities(ha)
         urls = await restream_urls(ha, cameras)
-        device_ids = sorted((await emulator_report(session, emulator))["availability"])
+        report = await emulator_report(session, emulator)
+        device_ids = sorted(report["availability"]["per_camera"])
         start_cpu, began = cpu_seconds(pid), time.monotonic()
         await asyncio.sleep(30)
         idle = cpu_seconds(pid) - start_cpu
@@ -268,9 +299,12 @@ async def one_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
             "exit": probe.returncode,
             "error": error.decode(errors="replace").strip().splitlines()[-1:],
         }
+        result["frigate_http_preset_first_packet_s"] = await first_packet(
+            urls[cameras[0]], FRIGATE_HTTP, 30
+        )
 
         readers = [Reader(f"plain {camera}", urls[camera], []) for camera in cameras]
-        readers.append(Reader(f"frigate {cameras[0]}", urls[cameras[0]], FRIGATE_HTTP))
+        readers.append(Reader(f"frigate-like {cameras[0]}", urls[cameras[0]], FRIGATE_LIKE))
         before = await emulator_report(session, emulator)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(reader.run(stop)) for reader in readers]
@@ -284,14 +318,7 @@ async def one_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
                 started = time.monotonic()
                 await asyncio.sleep(args.outage)
                 await faults(session, emulator, {"failing_devices": []})
-                await ha.ws(
-                    {
-                        "type": "call_service",
-                        "domain": "nest_streams",
-                        "service": "start_stream",
-                        "target": {"entity_id": cameras[-1]},
-                    }
-                )
+                await ha.post("/api/services/nest_streams/start_stream", {"entity_id": cameras[-1]})
                 outage = (started, time.monotonic())
             await asyncio.sleep(min(60.0, args.seconds - elapsed))
             rss.append(rss_mb(pid))
