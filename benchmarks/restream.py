@@ -239,6 +239,17 @@ async def emulator_report(session: aiohttp.ClientSession, emulator: str) -> dict
     return report
 
 
+async def extensions_by_device(session: aiohttp.ClientSession, emulator: str) -> dict[str, int]:
+    """Extensions Google accepted so far, per camera."""
+    async with session.get(f"{emulator}/emulator/streams") as response:
+        streams = (await response.json())["streams"]
+    counts: dict[str, int] = {}
+    for stream in streams:
+        device = stream["device_id"].rsplit("/", 1)[-1]
+        counts[device] = counts.get(device, 0) + int(stream["extensions"])
+    return counts
+
+
 async def faults(session: aiohttp.ClientSession, emulator: str, change: dict[str, Any]) -> None:
     """Change the emulator's standing faults."""
     async with session.post(f"{emulator}/emulator/faults", json=change) as response:
@@ -247,7 +258,7 @@ async def faults(session: aiohttp.ClientSession, emulator: str, change: dict[str
 
 async def one_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
     """One set-up: readers for `args.seconds`, an outage in the middle."""
-    config = ROOT / "artifacts" / "restream-config"
+    config = ROOT / "artifacts" / f"restream-config-{args.port}"
     profile = check_profile(
         config,
         cameras=args.cameras,
@@ -255,8 +266,8 @@ async def one_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         battery=0,
         lifetime=args.lifetime,
         rtsp_mode=mode,
-        port=8127,
-        emulator_port=8769,
+        port=args.port,
+        emulator_port=args.port + 642,
         video_size=args.video_size,
         gop=4.0,
     )
@@ -306,6 +317,7 @@ async def one_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         readers = [Reader(f"plain {camera}", urls[camera], []) for camera in cameras]
         readers.append(Reader(f"frigate-like {cameras[0]}", urls[cameras[0]], FRIGATE_LIKE))
         before = await emulator_report(session, emulator)
+        extended_before = await extensions_by_device(session, emulator)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(reader.run(stop)) for reader in readers]
         began, start_cpu = time.monotonic(), cpu_seconds(pid)
@@ -326,10 +338,15 @@ async def one_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         stop.set()
         await asyncio.gather(*tasks)
         after = await emulator_report(session, emulator)
+        extended_after = await extensions_by_device(session, emulator)
         calls_before, calls_after = before["calls"], after["calls"]
         result.update(
             {
-                "extensions": calls_after.get("executeCommand:ExtendRtspStream", 0)
+                "extensions_by_camera": {
+                    device: count - extended_before.get(device, 0)
+                    for device, count in sorted(extended_after.items())
+                },
+                "extension_calls": calls_after.get("executeCommand:ExtendRtspStream", 0)
                 - calls_before.get("executeCommand:ExtendRtspStream", 0),
                 "generations": calls_after.get("executeCommand:GenerateRtspStream", 0)
                 - calls_before.get("executeCommand:GenerateRtspStream", 0),
@@ -368,6 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--outage", type=float, default=75.0, help="seconds the commands fail")
     parser.add_argument("--no-outage", action="store_true")
     parser.add_argument("--video-size", default="640x360")
+    parser.add_argument("--port", type=int, default=8127, help="HA's (the emulator's: +642)")
     args = parser.parse_args(argv)
     print(json.dumps(asyncio.run(main_async(args))))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 import itertools
+import json
 import logging
 from pathlib import Path
 import time
@@ -13,8 +14,12 @@ from typing import Any
 from aiohttp import ClientResponse
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from yarl import URL
 
@@ -177,15 +182,17 @@ def no_reader(hass: HomeAssistant, emulator: Emulator) -> Callable[[], Awaitable
 async def test_the_url_refuses_a_wrong_or_rotated_secret(
     hass: HomeAssistant,
     hass_client_no_auth: ClientSessionGenerator,
+    hass_client: ClientSessionGenerator,
     emulator: Emulator,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Without the camera's secret nothing is served (401, logged once without the secret);
-    an unknown camera is 404; the secret survives a reload; rotating it ends the reader of
-    the old URL, which is then refused, and the new URL plays; readers beyond the bound get
-    503; a WebRTC camera has no URL."""
+    an unknown camera is 404; diagnostics hold no secret; the secret survives a reload;
+    rotating it ends the reader of the old URL, which is then refused, and the new URL plays;
+    readers beyond the bound get 503; a WebRTC camera has no URL."""
     caplog.set_level(logging.DEBUG)
+    assert await async_setup_component(hass, "diagnostics", {})  # before a client freezes routes
     client = await hass_client_no_auth()
     url = await get_url(hass)
     secret = url.query["secret"]
@@ -230,6 +237,9 @@ async def test_the_url_refuses_a_wrong_or_rotated_secret(
     assert err.value.translation_key == "no_restream"
     # Not: the test harness's storage mock (it logs what it writes; HA's Store does not) and
     # aiohttp's access log (HA's bootstrap sets it to WARNING: its request lines never show).
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    assert secret not in json.dumps(diagnostics)
+    assert new.query["secret"] not in json.dumps(diagnostics)
     logged = "\n".join(
         record.getMessage()
         for record in caplog.records

@@ -10,12 +10,15 @@ from typing import Any
 
 import av
 
+from custom_components.nest_streams.media.feed import CameraFeed
 from custom_components.nest_streams.media.hub import CameraMedia
 from custom_components.nest_streams.media.restream import TsReader
+from custom_components.nest_streams.media.timeline import VIDEO_CLOCK
 from sdm_emulator import Emulator
 
 from ..emulator.common import Caller
 from ..emulator.test_media import LIFETIME, ca_of, media_info
+from .common import DELTA, KEY, SPS_PPS, packet
 from .test_real_streams import extend, generate, rotate  # noqa: F401  (a fixture)
 
 
@@ -82,3 +85,43 @@ async def test_a_reader_records_across_rotated_tokens_without_a_jump(
     assert found["audio"] > 1.5 * LIFETIME * 10
     assert media_info(emulator)["sessions"]["clients_per_url_max"] == 1
     assert media.feed.consumers == 0
+
+
+async def collect(reader: TsReader) -> bytes:
+    """Everything the reader still gives (it has ended)."""
+    data = bytearray()
+    async for chunk in reader.chunks():
+        data += chunk
+    return bytes(data)
+
+
+async def test_a_reader_starts_at_a_key_frame_and_ends_with_the_feed() -> None:
+    """Video before the first key frame is not muxed; the feed's end ends the reader, which
+    still hands over what it muxed."""
+    feed = CameraFeed("cam", ca_file=None)
+    reader = TsReader(feed)
+    assert feed.consumers == 1
+    reader.on_video(packet(DELTA, 0))
+    reader.on_audio(packet(b"\x21\x00", 0))
+    assert reader.packets == 0
+    reader.on_video(packet(SPS_PPS + KEY, 6000, True, base=VIDEO_CLOCK))
+    reader.on_video(packet(DELTA, 12000, base=VIDEO_CLOCK))
+    assert reader.packets == 2
+    feed.close("the camera left the project")
+    assert reader.ended == "the camera left the project"
+    assert (await collect(reader))[0] == 0x47
+    assert feed.consumers == 0
+
+
+async def test_a_reader_that_does_not_keep_up_is_ended_and_its_backlog_dropped() -> None:
+    """Past `max_buffered` unread bytes the reader ends and what it held is not sent late."""
+    feed = CameraFeed("cam", ca_file=None)
+    reader = TsReader(feed, max_buffered=4000)
+    reader.on_video(packet(SPS_PPS + KEY + bytes(1000), 0, True, base=VIDEO_CLOCK))
+    for index in range(1, 10):
+        reader.on_video(packet(DELTA + bytes(1000), index * 6000, base=VIDEO_CLOCK))
+    assert reader.ended == "the reader did not keep up"
+    assert reader.packets < 9
+    assert await collect(reader) == b""
+    assert feed.consumers == 0
+    feed.close("done")
