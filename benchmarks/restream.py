@@ -11,9 +11,10 @@ from `nest_streams.get_restream_url` and is read by real ffmpeg processes for `-
 
 - `plain`: `ffmpeg -i URL -c copy -f framemd5 -` (`-c copy` as a recorder does; framemd5 prints
   each packet's time stamps as it comes), on every camera;
-- `frigate`: the same with Frigate's `preset-http-reolink` input arguments (the preset for
-  HTTP streams: `-rw_timeout 10000000` among them) on the first camera, plus Frigate's default
-  `preset-rtsp-generic` tried once.
+- `frigate-like`: the same with the input arguments the README gives for Frigate (its
+  `preset-http-reolink` without the 1000 s probe; `-rw_timeout 10000000`: a read timeout of
+  10 s) on the last camera. Frigate's default `preset-rtsp-generic` and `preset-http-reolink`
+  are tried once each (does ffmpeg start, how long until the first packet).
 
 Unless `--no-outage`, the last camera's commands fail at the emulator for `--outage` seconds
 (long enough for its stream to expire at Google), then it is started again.
@@ -33,6 +34,7 @@ import contextlib
 from dataclasses import dataclass, field
 import json
 from pathlib import Path
+import re
 import sys
 import time
 from typing import Any
@@ -47,6 +49,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "py"))
 
 from develop import HomeAssistantClient, check_profile, running  # noqa: E402
 
+SECRET = re.compile(r"secret=[^&\s]+")
 FRIGATE_HTTP = [  # Frigate's preset-http-reolink (frigate/ffmpeg_presets.py)
     "-user_agent",
     "FFmpeg Frigate",
@@ -143,7 +146,7 @@ class Reader:
             await reading
             assert process.stderr is not None
             if error := (await process.stderr.read()).decode(errors="replace").strip():
-                self.errors.append(error.splitlines()[-1][:200])
+                self.errors.append(SECRET.sub("secret=…", error.splitlines()[-1])[:200])
 
     async def _read(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
@@ -315,7 +318,8 @@ async def one_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         )
 
         readers = [Reader(f"plain {camera}", urls[camera], []) for camera in cameras]
-        readers.append(Reader(f"frigate-like {cameras[0]}", urls[cameras[0]], FRIGATE_LIKE))
+        # On the camera that has the outage: its read timeout ends it, it reconnects.
+        readers.append(Reader(f"frigate-like {cameras[-1]}", urls[cameras[-1]], FRIGATE_LIKE))
         before = await emulator_report(session, emulator)
         extended_before = await extensions_by_device(session, emulator)
         stop = asyncio.Event()
