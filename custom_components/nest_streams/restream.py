@@ -65,10 +65,6 @@ class RestreamSecrets:
             store, {str(key): value for key, value in saved.items() if isinstance(value, str)}
         )
 
-    def secret(self, device_id: str) -> str | None:
-        """The camera's secret; None when no URL was asked for yet."""
-        return self._secrets.get(device_id)
-
     async def async_ensure(self, device_id: str) -> str:
         """The camera's secret, made (and saved) on first use."""
         if (secret := self._secrets.get(device_id)) is None:
