@@ -216,6 +216,11 @@ async def test_the_url_refuses_a_wrong_or_rotated_secret(
     refused = await client.get(relative(url))
     assert refused.status == 503
     assert "the most it serves" in await refused.text()
+    monkeypatch.setattr("custom_components.nest_streams.live.MAX_READERS_PER_CAMERA", 4)
+    monkeypatch.setattr("custom_components.nest_streams.live.MAX_READERS", 1)
+    refused = await client.get(relative(url))
+    assert refused.status == 503
+    assert "at most 1 readers" in await refused.text()
 
     await hass.services.async_call(
         DOMAIN, "rotate_restream_secret", target={"entity_id": CAMERA}, blocking=True

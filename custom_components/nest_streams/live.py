@@ -346,13 +346,12 @@ class LiveViews:
     def open_reader(self, device_id: str, name: str) -> TsReader:
         """A recorder's MPEG-TS of the RTSP camera (a consumer of its one feed). Raises
         `TooManyReaders` beyond `MAX_READERS_PER_CAMERA` or `MAX_READERS`."""
-        readers = self._readers.setdefault(device_id, set())
-        if len(readers) >= MAX_READERS_PER_CAMERA:
-            raise TooManyReaders(f"{name} has {len(readers)} readers, the most it serves")
+        if (count := self.readers(device_id)) >= MAX_READERS_PER_CAMERA:
+            raise TooManyReaders(f"{name} has {count} readers, the most it serves")
         if sum(len(each) for each in self._readers.values()) >= MAX_READERS:
             raise TooManyReaders(f"this integration serves at most {MAX_READERS} readers")
         reader = TsReader(self.media(device_id, name).feed)
-        readers.add(reader)
+        self._readers.setdefault(device_id, set()).add(reader)
         return reader
 
     def close_reader(self, device_id: str, reader: TsReader) -> None:
