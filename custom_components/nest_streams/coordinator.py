@@ -70,7 +70,6 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             on_change=lambda device_id: self.push.changed(device_id),
             on_auth_failed=self._auth_failed,
             spawn=lambda coro, name: entry.async_create_background_task(hass, coro, name),
-            spawn_command=lambda coro, name: entry.async_create_background_task(hass, coro, name),
         )
         if (history := hass.data.get(QUOTA_HISTORY, {}).pop(entry.entry_id, None)) is not None:
             # A reload: Google's minute still counts the last queue's commands.

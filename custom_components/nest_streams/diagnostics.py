@@ -9,19 +9,11 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
 from .coordinator import NestStreamsConfigEntry
-from .redact import redact_value
+from .redact import SECRET_KEYS, redact_value
 
-TO_REDACT = {
-    "token",
-    "access_token",
-    "refresh_token",
-    "extension_token",
-    "session_id",
-    "answer_sdp",
-    "name",
-    "room",
-    "title",
-}
+TO_REDACT = {*SECRET_KEYS, "token", "name", "room", "title"}
+"""The secret keys (listed once, in `redact.py`), the entry's OAuth token, and what names a
+home: camera names, rooms and the entry's title."""
 
 
 async def async_get_config_entry_diagnostics(

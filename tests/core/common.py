@@ -114,9 +114,17 @@ def virtual[T](main: Coroutine[Any, Any, T]) -> T:
     return run_virtual(main, start=MONOTONIC_START)
 
 
-def clock() -> LoopClock:
+class JumpingClock(LoopClock):
+    """The loop's clock, whose wall time a test can move."""
+
+    def jump(self, seconds: float) -> None:
+        """Move the wall clock by `seconds` (a host clock correction); monotonic time goes on."""
+        self._offset += seconds
+
+
+def clock() -> JumpingClock:
     """A clock at EPOCH on the running loop."""
-    return LoopClock(EPOCH, asyncio.get_running_loop())
+    return JumpingClock(EPOCH, asyncio.get_running_loop())
 
 
 OFFER = "v=0\r\n"

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from custom_components.nest_streams.core.clock import LoopClock, SystemClock
+from custom_components.nest_streams.core.clock import SystemClock
 from custom_components.nest_streams.core.errors import QuotaExceeded
 
-from .common import EPOCH, MONOTONIC_START, virtual
+from .common import EPOCH, MONOTONIC_START, JumpingClock, virtual
 
 
 def test_the_loop_clock_starts_at_its_epoch_and_jumps() -> None:
     async def main() -> list[float]:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(100)  # the loop's clock moved on
-        clk = LoopClock(EPOCH, loop)
+        clk = JumpingClock(EPOCH, loop)
         seen = [clk.now() - EPOCH, clk.monotonic()]
         clk.jump(10)
         clk.jump(10)

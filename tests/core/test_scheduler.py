@@ -463,13 +463,15 @@ def test_a_drop_of_our_share_keeps_the_cameras_the_user_stopped_stopped() -> Non
 
 
 def test_commands_and_cameras_run_in_named_tasks() -> None:
-    """The tasks carry names (HA lists them by name): given factories are used for them."""
+    """The tasks carry names (HA lists them by name): given factories are used for them; the
+    cameras' factory makes the commands' tasks too when no other is given."""
 
-    async def main() -> tuple[list[str], list[str], list[str]]:
+    async def main() -> tuple[list[str], list[str], list[str], list[str]]:
         clk = clock()
         client = FakeClient(clk)
         spawned: list[str] = []
         commands: list[str] = []
+        only: list[str] = []
 
         def spawn(coro: Any, name: str) -> asyncio.Task[Any]:
             spawned.append(name)
@@ -500,9 +502,25 @@ def test_commands_and_cameras_run_in_named_tasks() -> None:
             scheduler.set_cameras([rtsp("a"), webrtc("w")])
             await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n", ended)
             await asyncio.sleep(10)
-        return names, spawned, commands
 
-    names, spawned, commands = virtual(main())
+        def spawn_only(coro: Any, name: str) -> asyncio.Task[Any]:
+            only.append(name)
+            return asyncio.create_task(coro, name=name)
+
+        one_factory = StreamScheduler(
+            client,
+            clk,
+            Settings(),
+            on_change=lambda _: None,
+            on_auth_failed=lambda: None,
+            spawn=spawn_only,
+        )
+        async with running(one_factory):
+            one_factory.set_cameras([rtsp("b")])
+            await asyncio.sleep(10)
+        return names, spawned, commands, only
+
+    names, spawned, commands, only = virtual(main())
     assert "nest_streams camera enterprises/p/devices/d" in names
     assert "sdm GENERATE" in names
     assert spawned[:2] == [
@@ -511,6 +529,9 @@ def test_commands_and_cameras_run_in_named_tasks() -> None:
     ]
     assert spawned[2] == "enterprises/p/devices/w#viewer-1"
     assert commands == ["sdm GENERATE", "sdm GENERATE"]
+    assert only == ["nest_streams camera enterprises/p/devices/b", "sdm GENERATE"], (
+        "one factory makes the commands' tasks too"
+    )
 
 
 def test_a_full_project_is_logged_once_per_change(caplog: pytest.LogCaptureFixture) -> None:

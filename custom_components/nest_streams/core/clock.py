@@ -62,10 +62,6 @@ class LoopClock:
         """Return the loop's time."""
         return self._loop.time()
 
-    def jump(self, seconds: float) -> None:
-        """Move the wall clock by `seconds` (a host clock correction); monotonic time goes on."""
-        self._offset += seconds
-
     async def sleep(self, seconds: float) -> None:
         """Sleep on the loop."""
         await asyncio.sleep(max(0.0, seconds))

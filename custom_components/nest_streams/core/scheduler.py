@@ -47,8 +47,9 @@ class StreamScheduler:
         `on_change` is called after every change: with the device id of the camera whose stream
         changed, or None for a change of the queue or of the camera set. `on_auth_failed`
         once when Google refuses the credentials. `spawn` creates the
-        cameras' long-lived tasks and `spawn_command` each command's short one (both default to
-        `asyncio.create_task`); the HA layer passes its own factories so HA tracks them.
+        cameras' long-lived tasks and `spawn_command` each command's short one (`spawn_command`
+        defaults to `spawn`, `spawn` to `asyncio.create_task`); the HA layer passes its own
+        factory so HA tracks them.
         """
         self._spawn: Spawn = spawn or (lambda coro, name: asyncio.create_task(coro, name=name))
         self._client = client
@@ -61,7 +62,7 @@ class StreamScheduler:
             settings,
             on_change=self._notify,
             on_share_change=self._share_changed,
-            spawn=spawn_command,
+            spawn=spawn_command or spawn,
         )
         self._streams: dict[str, CameraStream] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
