@@ -75,13 +75,12 @@ class NestStreamsCamera(CameraStreamEntity, Camera):
     def apply_service(self, name: str) -> None:
         """Run a service the call's check allowed (`services.py`): the user's wish is saved
         and admission runs again; a restart also replaces the stream now."""
-        keep = name != SERVICE_STOP
-        self.coordinator.async_keep_alive({self.device_id}, keep)
-        stream = self.coordinator.scheduler.stream(self.device_id)
         if name == SERVICE_RESTART:
-            stream.restart()
+            self.coordinator.restart(self.device_id)
         elif name == SERVICE_START:
-            stream.start()
+            self.coordinator.start(self.device_id)
+        elif name == SERVICE_STOP:
+            self.coordinator.stop(self.device_id)
 
     async def async_restream_url(self) -> str:
         """The camera's restream URL for recorders (RTSP cameras only)."""

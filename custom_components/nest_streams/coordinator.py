@@ -253,6 +253,23 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self.push.push()
 
     @callback
+    def start(self, device_id: str) -> None:
+        """The user starts the camera: kept alive again, a degraded one retried now."""
+        self.async_keep_alive({device_id}, True)
+        self.scheduler.stream(device_id).start()
+
+    @callback
+    def stop(self, device_id: str) -> None:
+        """The user stops the camera (it stays stopped across restarts)."""
+        self.async_keep_alive({device_id}, False)
+
+    @callback
+    def restart(self, device_id: str) -> None:
+        """The user replaces the camera's stream with a new one now."""
+        self.async_keep_alive({device_id}, True)
+        self.scheduler.stream(device_id).restart()
+
+    @callback
     def not_admitted(self, device_ids: set[str]) -> set[str]:
         """Of these cameras, those the quota could not keep alive if they were started too
         (nothing changes: asked before anything is applied)."""
