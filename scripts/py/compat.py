@@ -14,6 +14,7 @@ import tempfile
 import time
 
 import aiohttp
+from yarl import URL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -52,6 +53,7 @@ async def check(config: Path, port: int) -> None:
             raise SystemExit(
                 f"not every RTSP camera runs, or a WebRTC camera is not on demand: {streams}"
             )
+        await check_restream(session, ha, sorted(streams)[0].replace("sensor.", "camera.", 1))
         entries = await ha.ws({"type": "config_entries/get", "domain": "nest_streams"})
         result = await ha.ws(
             {
@@ -72,10 +74,36 @@ async def check(config: Path, port: int) -> None:
         if "nest_streams" in line
         and (" WARNING " in line or " ERROR " in line)
         and "has not been tested by Home Assistant" not in line
+        and "Refused a recorder" not in line  # check_restream's wrong secret, on purpose
     ]
     if ours:
         raise SystemExit("nest_streams logged warnings or errors:\n" + "\n".join(ours))
     say("no WARNING or ERROR from nest_streams in HA's log")
+
+
+async def check_restream(
+    session: aiohttp.ClientSession, ha: HomeAssistantClient, sensor_camera: str
+) -> None:
+    """The restream URL's action answers and its view refuses a wrong secret (the right one is
+    not tried: the compat set-up has no media, a reader would find no stream server)."""
+    camera = sensor_camera.removesuffix("_stream_state")
+    result = await ha.ws(
+        {
+            "type": "call_service",
+            "domain": "nest_streams",
+            "service": "get_restream_url",
+            "target": {"entity_id": camera},
+            "return_response": True,
+        }
+    )
+    url = URL(result["response"][camera]["url"])
+    local = URL(ha.base).join(URL(url.path_qs))
+    async with session.get(local.update_query(secret="wrong")) as response:
+        if response.status != 401:
+            raise SystemExit(f"a wrong restream secret got {response.status}, not 401")
+    if not url.path.startswith("/api/nest_streams/restream/") or len(url.query["secret"]) < 40:
+        raise SystemExit(f"get_restream_url answered {url.path} and a short secret")
+    say(f"restream URL of {camera}: given by the action, 401 with a wrong secret")
 
 
 async def main() -> None:
