@@ -130,7 +130,7 @@ async def take(response: ClientResponse, seconds: float) -> tuple[bytes, float]:
                 arrivals.append(time.monotonic())
     except TimeoutError:
         pass
-    return bytes(data), max(b - a for a, b in itertools.pairwise(arrivals))
+    return bytes(data), max((b - a for a, b in itertools.pairwise(arrivals)), default=seconds)
 
 
 @pytest.mark.usefixtures("restream")
@@ -252,3 +252,43 @@ async def test_the_url_refuses_a_wrong_or_rotated_secret(
     )
     assert secret not in logged
     assert new.query["secret"] not in logged
+
+
+@pytest.mark.usefixtures("restream")
+async def test_a_recorder_waits_through_an_outage_on_the_same_connection(
+    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator, emulator: Emulator
+) -> None:
+    """Google's stream expires while the camera's commands fail: the recorder's connection
+    stays open without data (a pause, not an end), and when the camera is started again its
+    picture comes back on the same connection, its clock still rising."""
+    url = await get_url(hass)
+    client = await hass_client_no_auth()
+    response = await client.get(relative(url))
+    before, _ = await take(response, 3)
+    assert before
+    device = next(iter(emulator.devices))
+    emulator.config.faults.failing_devices = {device}
+
+    async def expired_at_google() -> bool:
+        return not any(
+            record.device_id == device and record.end() > emulator.clock.now()
+            for record in emulator.streams.values()
+        )
+
+    assert await until(expired_at_google, LIFETIME + 10)
+    during, _ = await take(response, 3)
+    emulator.config.faults.failing_devices = set()
+    await hass.services.async_call(
+        DOMAIN, "start_stream", target={"entity_id": CAMERA}, blocking=True
+    )
+    # The new stream may wait for Google's per-device minute (the failed commands count).
+    async with asyncio.timeout(75):
+        first = await response.content.read(65536)
+    after, _ = await take(response, 5)
+    response.close()
+    assert first, "the picture came back on the same connection"
+    after = first + after
+    found = demux(before + during + after)
+    steps = [b - a for a, b in itertools.pairwise(found["times"])]
+    assert min(steps) > 0
+    assert found["frames"] == len(found["times"])
