@@ -50,50 +50,20 @@ sys.path.insert(0, str(ROOT / "scripts" / "py"))
 from develop import HomeAssistantClient, check_profile, running  # noqa: E402
 
 SECRET = re.compile(r"secret=[^&\s]+")
-FRIGATE_HTTP = [  # Frigate's preset-http-reolink (frigate/ffmpeg_presets.py)
-    "-user_agent",
-    "FFmpeg Frigate",
-    "-avoid_negative_ts",
-    "make_zero",
-    "-fflags",
-    "+genpts+discardcorrupt",
-    "-flags",
-    "low_delay",
-    "-strict",
-    "experimental",
-    "-analyzeduration",
-    "1000M",
-    "-probesize",
-    "1000M",
-    "-rw_timeout",
-    "10000000",
-]
-FRIGATE_LIKE = [  # preset-http-reolink without its 1000 s probe (see the README)
-    "-user_agent",
-    "FFmpeg Frigate",
-    "-avoid_negative_ts",
-    "make_zero",
-    "-fflags",
-    "+genpts+discardcorrupt",
-    "-flags",
-    "low_delay",
-    "-rw_timeout",
-    "10000000",
-]
-FRIGATE_RTSP = [  # Frigate's default input arguments, preset-rtsp-generic
-    "-user_agent",
-    "FFmpeg Frigate",
-    "-avoid_negative_ts",
-    "make_zero",
-    "-fflags",
-    "+genpts+discardcorrupt",
-    "-rtsp_transport",
-    "tcp",
-    "-timeout",
-    "10000000",
-    "-use_wallclock_as_timestamps",
-    "1",
-]
+# Frigate's input arguments (frigate/ffmpeg_presets.py), as ffmpeg gets them.
+_FRIGATE_COMMON = (
+    "-user_agent FFmpeg_Frigate -avoid_negative_ts make_zero -fflags +genpts+discardcorrupt"
+)
+FRIGATE_HTTP = (  # preset-http-reolink
+    f"{_FRIGATE_COMMON} -flags low_delay -strict experimental -analyzeduration 1000M"
+    " -probesize 1000M -rw_timeout 10000000"
+).split()
+FRIGATE_LIKE = (  # preset-http-reolink without its 1000 s probe (see the README)
+    f"{_FRIGATE_COMMON} -flags low_delay -rw_timeout 10000000"
+).split()
+FRIGATE_RTSP = (  # Frigate's default input arguments, preset-rtsp-generic
+    f"{_FRIGATE_COMMON} -rtsp_transport tcp -timeout 10000000 -use_wallclock_as_timestamps 1"
+).split()
 
 
 @dataclass
