@@ -118,7 +118,7 @@ async def test_cost(
     cpu = time.process_time() - started - step_cost * steps
     unsubscribe()
     commands = emulator.report()["accepted_commands"] - commands_before
-    statuses = entry.runtime_data.coordinator.data.statuses
+    statuses = entry.runtime_data.coordinator.scheduler.statuses()
     result = {
         "cameras": cameras,
         "qpm": qpm,

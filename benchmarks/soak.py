@@ -3,8 +3,9 @@
     .venv/bin/python -m benchmarks.soak --cameras 20 --hours 24 --fault-rate 0.01 --seed 1
 
 Runs `benchmarks/soak_harness.py` under pytest (HA's test harness, freezer time) in a
-subprocess and prints ONE JSON line: unhandled exceptions (records at ERROR), entities lost,
-re-authentication flows, generations beyond the necessary, camera-entity unavailable seconds,
+subprocess and prints ONE JSON line: unhandled exceptions (records at ERROR; the failed
+device-list reads that HA's coordinator logs are counted apart), entities lost, re-authentication
+flows, generations beyond the necessary, camera-entity unavailable seconds,
 the worst camera's not-running seconds and availability (HA's sensor and the emulator's),
 429s, orphan streams left at Google at the end and during the run (replaced while they lived,
 then left to expire), the seconds cameras held two streams at once, late answers used. The

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+import logging
 from pathlib import Path
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 CLIENT_ID = "some-client-id"
@@ -39,3 +41,13 @@ def state(hass: HomeAssistant, entity_id: str) -> str:
     current = hass.states.get(entity_id)
     assert current is not None, entity_id
     return current.state
+
+
+def logged(caplog: pytest.LogCaptureFixture, text: str) -> int:
+    """How many records at WARNING or above say `text` (what a user's log shows; HA's debug
+    records repeat a failure's message with its traceback)."""
+    return sum(
+        1
+        for record in caplog.records
+        if record.levelno >= logging.WARNING and text in record.getMessage()
+    )

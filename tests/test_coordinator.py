@@ -21,12 +21,13 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.nest_streams.const import DOMAIN
+from custom_components.nest_streams.coordinator import HUB
 from custom_components.nest_streams.store import StreamStore
 from sdm_emulator import Emulator, default_devices
 from sdm_emulator.config import DeviceKind, DeviceSpec
 from sdm_emulator.quota import ForeignClient
 
-from .common import CHROME_OFFER, PROJECT_ID, advance, state
+from .common import CHROME_OFFER, PROJECT_ID, advance, logged, state
 
 
 @pytest.mark.usefixtures("setup_credentials")
@@ -266,7 +267,7 @@ async def test_a_failed_re_read_keeps_entities_available(
     assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
     assert state(hass, "camera.room_01_camera_01") == "streaming"
     assert state(hass, "sensor.home_queue_depth") != "unavailable"
-    assert caplog.text.count("Could not read the device list") == 1
+    assert logged(caplog, "Could not read the device list") == 1
 
 
 @pytest.mark.usefixtures("setup_credentials")
@@ -422,7 +423,7 @@ async def test_a_restart_does_not_wait_for_the_device_list(
     assert emulator.report()["calls"]["executeCommand:GenerateRtspStream"] == generations
     assert emulator.report()["availability"]["min"] == 1.0
     assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
-    assert caplog.text.count("Could not read the device list") == 1
+    assert logged(caplog, "Could not read the device list") == 1
 
 
 async def test_a_camera_change_updates_that_camera_and_the_hub_only(
@@ -437,9 +438,9 @@ async def test_a_camera_change_updates_that_camera_and_the_hub_only(
     calls: list[str] = []
     for unsubscribe in (
         coordinator.async_add_listener(lambda: calls.append("every entity")),
-        coordinator.push.add_update_listener(first, lambda: calls.append("first")),
-        coordinator.push.add_update_listener(second, lambda: calls.append("second")),
-        coordinator.push.add_update_listener(None, lambda: calls.append("hub")),
+        coordinator.async_add_listener(lambda: calls.append("first"), first),
+        coordinator.async_add_listener(lambda: calls.append("second"), second),
+        coordinator.async_add_listener(lambda: calls.append("hub"), HUB),
     ):
         setup_integration.async_on_unload(unsubscribe)
     coordinator.scheduler.stream(first).restart()
@@ -447,11 +448,13 @@ async def test_a_camera_change_updates_that_camera_and_the_hub_only(
     assert {"first", "hub"} <= set(calls)
     assert "second" not in calls
     assert "every entity" not in calls
-    assert coordinator.data.statuses[first].last_attempt is not None
+    status = coordinator.status(first)
+    assert status is not None
+    assert status.last_attempt is not None
     assert state(hass, "sensor.room_01_camera_01_stream_state") == "running"
     # A device-list read still updates every entity.
     calls.clear()
-    await coordinator.async_refresh_devices()
+    await coordinator.async_refresh()
     assert "every entity" in calls
 
 

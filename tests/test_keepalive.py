@@ -32,7 +32,8 @@ async def test_many_cameras_kept_alive_for_an_hour(
     assert report["quota_rejections"] == 0
     assert report["peak_commands_60s"] <= 10
     coordinator = setup_integration.runtime_data.coordinator
-    states = {d.rsplit("/", 1)[1]: s.state.value for d, s in coordinator.data.statuses.items()}
+    statuses = coordinator.scheduler.statuses()
+    states = {d.rsplit("/", 1)[1]: s.state.value for d, s in statuses.items()}
     assert {k: v for k, v in states.items() if v != "running"} == {
         "webrtc-01": "on_demand",
         "webrtc-02": "on_demand",

@@ -1,29 +1,34 @@
-"""The coordinator: one scheduler per config entry, pushed to the entities as snapshots."""
+"""The coordinator: reads the device list, owns the scheduler, tells entities what changed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 import logging
-from typing import Any
+from typing import Any, override
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.event import async_track_time_interval
-from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util.hass_dict import HassKey
 
 from .api import SdmClient
 from .const import CONF_EXCLUDED_CAMERAS, DOMAIN
 from .core.clock import SystemClock
-from .core.models import CameraInfo
+from .core.errors import AuthFailed, StreamError
+from .core.models import CameraInfo, QueueStats, StreamStatus
 from .core.queue import QuotaHistory
 from .core.scheduler import StreamScheduler
 from .core.settings import Settings
-from .device_list import DeviceListReader
-from .issues import async_remove_devices, async_update_over_capacity_issue
+from .issues import (
+    async_remove_devices,
+    async_remove_stale_devices,
+    async_update_over_capacity_issue,
+    has_registered_cameras,
+)
 from .live import LiveViews
-from .push import EntityPush, StreamsSnapshot
 from .restream import RestreamSecrets
 from .store import SavedState, StreamStore
 
@@ -33,6 +38,12 @@ QUOTA_HISTORY: HassKey[dict[str, QuotaHistory]] = HassKey(f"{DOMAIN}_quota_histo
 """Each entry's last queue's use of the quota, kept across a reload."""
 
 DEVICE_REFRESH_INTERVAL = timedelta(minutes=15)
+LIST_RETRY = 60.0
+"""Seconds until a failed device-list read is tried again."""
+
+HUB = "hub"
+"""The listener context of the hub's entities: they follow the queue, which every command
+changes (a camera's entities use the camera's device id)."""
 
 
 @dataclass(slots=True)
@@ -47,12 +58,14 @@ class NestStreamsData:
 type NestStreamsConfigEntry = ConfigEntry[NestStreamsData]
 
 
-class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
-    """Owns the scheduler of one Google project and pushes its state to the entities.
+class NestStreamsCoordinator(DataUpdateCoordinator[dict[str, CameraInfo]]):
+    """Reads the project's device list (its data) and owns the scheduler that keeps the
+    cameras' streams alive.
 
-    A command's change is pushed to that camera's entities and the hub's (`push`); a device-list
-    read updates every entity. The list is re-read on its own timer, because a push would reset
-    the coordinator's polling timer.
+    Entities listen once, with their camera's device id (or `HUB`) as context: a device-list
+    read updates every entity, a command only its camera's entities and the hub's, once per
+    loop turn. A failed read changes nothing: HA logs it once and it is retried in a minute,
+    while the streams go on from what is known.
     """
 
     config_entry: NestStreamsConfigEntry
@@ -61,13 +74,19 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self, hass: HomeAssistant, entry: NestStreamsConfigEntry, client: SdmClient
     ) -> None:
         """Create the coordinator and its scheduler (nothing runs yet)."""
-        super().__init__(hass, _LOGGER, config_entry=entry, name=DOMAIN, update_interval=None)
+        super().__init__(
+            hass,
+            _LOGGER,
+            config_entry=entry,
+            name=DOMAIN,
+            update_interval=DEVICE_REFRESH_INTERVAL,
+        )
         self.client = client
         self.scheduler = StreamScheduler(
             client,
             SystemClock(),
             Settings.from_options(entry.options),
-            on_change=lambda device_id: self.push.changed(device_id),
+            on_change=self.changed,
             on_auth_failed=self._auth_failed,
             spawn=lambda coro, name: entry.async_create_background_task(hass, coro, name),
         )
@@ -78,21 +97,18 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self.live = LiveViews.of(hass, entry.entry_id)
         """The live views, stills and camera sessions (they outlive a reload of the entry)."""
         self._saved = SavedState()
-        self.push = EntityPush(hass, self._publish)
+        self._by_context: dict[object, list[CALLBACK_TYPE]] = {}
+        """The listeners of one camera's (or the hub's) changes, by context."""
+        self._changed: set[str] = set()
+        """Cameras whose stream changed since the last flush."""
+        self._flush_pending = False
+        self._over_capacity: tuple[str, ...] = ()
         self._known: set[str] = set()
         self._reauth_asked = False
         self._restored = False
         """Whether the set-up took the cameras saved by the last run (the list comes later)."""
-        self._started = False
-        self._devices = DeviceListReader(
-            hass,
-            entry,
-            client,
-            apply=self._apply_cameras,
-            known=lambda: self._known,
-            auth_failed=self._auth_failed,
-            refresh=self.async_refresh_devices,
-        )
+        self._empty_logged = False
+        self._stale_checked = False
 
     @property
     def cameras(self) -> dict[str, CameraInfo]:
@@ -108,6 +124,17 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
     def user_stopped(self) -> frozenset[str]:
         """The cameras stopped with `stop_stream` (they stay stopped across restarts)."""
         return frozenset(self._saved.stopped)
+
+    @property
+    def stats(self) -> QueueStats:
+        """The command queue's statistics."""
+        return self.scheduler.stats()
+
+    def status(self, device_id: str) -> StreamStatus | None:
+        """A camera's stream status (None when the camera is not in the project)."""
+        if device_id not in self.scheduler.cameras:
+            return None
+        return self.scheduler.stream(device_id).status
 
     async def _async_setup(self) -> None:
         """Load what the last run saved; with its cameras the streams go on at once.
@@ -129,22 +156,54 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             cameras=list(self.cameras.values()),
         )
 
-    async def _async_update_data(self) -> StreamsSnapshot:
-        """Read the device list and hand the cameras to the scheduler.
+    async def _async_update_data(self) -> dict[str, CameraInfo]:
+        """Read the device list and hand its cameras to the scheduler.
 
-        Only the first read of a set-up without saved cameras can fail the entry: otherwise
-        the streams are kept alive from what is known, whatever one answer says.
+        Only the first read of a set-up without saved cameras can fail the entry; a list
+        without any camera while cameras are known removes nothing (Google omits an empty
+        `devices` field).
         """
-        if self._restored and not self._started:
-            return self._snapshot()  # set-up from the saved cameras; the list is read next
-        may_fail = not self._devices.listed_once and not self._restored
-        if not await self._devices.async_read(may_fail=may_fail):
-            return self.data
-        return self._snapshot()
-
-    async def async_refresh_devices(self, *_: Any) -> None:
-        """Re-read the device list (new cameras get entities, removed ones are removed)."""
-        self.async_set_updated_data(await self._async_update_data())
+        data: dict[str, CameraInfo] | None = self.data
+        first = data is None
+        if first and self._restored:
+            return dict(self.cameras)  # the saved cameras; the list is read once set up
+        try:
+            cameras = await self.client.async_list_cameras()
+        except AuthFailed as err:
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN, translation_key="auth_failed"
+            ) from err
+        except StreamError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="device_list_failed",
+                translation_placeholders={"error": str(err)},
+                retry_after=LIST_RETRY,
+            ) from err
+        if not cameras and first and has_registered_cameras(self.hass, self.config_entry):
+            # Set-up (a restart): an empty list now would start without the cameras that
+            # were here before and let their saved streams lapse. Try again shortly.
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN, translation_key="no_cameras_listed"
+            )
+        if not cameras and self._known:
+            if not self._empty_logged:
+                _LOGGER.warning(
+                    "Google listed no cameras; keeping the %d known ones until a list "
+                    "names any camera",
+                    len(self._known),
+                )
+                self._empty_logged = True
+            return dict(self.cameras)
+        self._empty_logged = False
+        self._apply_cameras(cameras)
+        if not self._stale_checked:
+            # Cameras removed while HA was down: their devices are gone from the list now.
+            self._stale_checked = True
+            async_remove_stale_devices(
+                self.hass, self.config_entry, {*self._known, self.project_id}
+            )
+        return dict(self.cameras)
 
     def _apply_cameras(self, cameras: list[CameraInfo] | None = None) -> None:
         """Hand the cameras (by default the current ones) to the scheduler again."""
@@ -159,44 +218,59 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
             cannot_extend=self._saved.cannot_extend,
         )
         ids = {camera.device_id for camera in cameras}
-        new = sorted(ids - self._known)
         gone = self._known - ids
         self._known = ids
-        if new:
-            self.push.cameras_joined(new)
         if gone:
             for device_id in gone:
                 self.live.forget(device_id)
             async_remove_devices(self.hass, self.config_entry, gone)
+        self._over_capacity = self.scheduler.over_capacity
         async_update_over_capacity_issue(self.hass, self.config_entry, self.scheduler)
 
-    def _snapshot(self) -> StreamsSnapshot:
-        return StreamsSnapshot(
-            cameras=dict(self.scheduler.cameras),
-            statuses=self.scheduler.statuses(),
-            stats=self.scheduler.stats(),
-            over_capacity=self.scheduler.over_capacity,
-        )
+    @callback
+    @override
+    def async_add_listener(
+        self, update_callback: CALLBACK_TYPE, context: Any = None
+    ) -> Callable[[], None]:
+        """Listen for every device-list read; with a camera's device id (or `HUB`) as
+        `context`, also for that camera's (or the queue's) changes."""
+        remove = super().async_add_listener(update_callback, context)
+        if context is None:
+            return remove
+        listeners = self._by_context.setdefault(context, [])
+        listeners.append(update_callback)
+
+        @callback
+        def remove_listener() -> None:
+            remove()
+            listeners.remove(update_callback)
+
+        return remove_listener
 
     @callback
-    def _publish(self, changed: set[str]) -> bool:
-        """Give the snapshot the changed cameras' streams and the queue's statistics; save."""
-        data: StreamsSnapshot | None = self.data
-        if data is None:  # before the first refresh
-            return False
-        statuses = dict(data.statuses)
-        for device_id in changed & data.cameras.keys():
-            statuses[device_id] = self.scheduler.stream(device_id).status
-        self.data = replace(
-            data,
-            statuses=statuses,
-            stats=self.scheduler.stats(),
-            over_capacity=self.scheduler.over_capacity,
-        )
-        if self.data.over_capacity != data.over_capacity:  # our share of the quota changed
+    def changed(self, device_id: str | None) -> None:
+        """Note a change of camera `device_id` (None: the queue only); flushed next turn."""
+        if device_id is not None:
+            self._changed.add(device_id)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.hass.loop.call_soon(self._flush)
+
+    @callback
+    def _flush(self) -> None:
+        """Save, and write the entities of the changed cameras and the hub's."""
+        self._flush_pending = False
+        changed, self._changed = self._changed, set()
+        data: dict[str, CameraInfo] | None = self.data
+        if data is None:  # before the first refresh: nothing listens, nothing to save yet
+            return
+        if self.scheduler.over_capacity != self._over_capacity:  # our share of the quota
+            self._over_capacity = self.scheduler.over_capacity
             async_update_over_capacity_issue(self.hass, self.config_entry, self.scheduler)
         self._store.async_delay_save(self._state)
-        return True
+        for context in (*changed, HUB):
+            for update in list(self._by_context.get(context, ())):
+                update()
 
     @callback
     def _auth_failed(self) -> None:
@@ -206,23 +280,14 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         self.config_entry.async_start_reauth(self.hass)
 
     async def async_start(self) -> None:
-        """Start the queue worker and the device-list timer (and a first read if none was)."""
+        """Start the queue worker (and read the list now if the set-up took saved cameras)."""
         self.config_entry.async_create_background_task(
             self.hass, self.scheduler.run(), name=f"{DOMAIN} command queue"
         )
-        self._started = True
-        if not self._devices.listed_once:
+        if self._restored:
             self.config_entry.async_create_background_task(
-                self.hass, self.async_refresh_devices(), name=f"{DOMAIN} device list"
+                self.hass, self.async_refresh(), name=f"{DOMAIN} device list"
             )
-        self.config_entry.async_on_unload(
-            async_track_time_interval(
-                self.hass,
-                self.async_refresh_devices,
-                DEVICE_REFRESH_INTERVAL,
-                cancel_on_shutdown=True,
-            )
-        )
         self.live.bind(self)
 
     async def async_shutdown(self) -> None:
@@ -232,7 +297,6 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         or a restart takes them over and extends them instead of generating new ones, and
         without one they expire at Google within 5 minutes.
         """
-        self._devices.cancel()
         self.live.unbind()
         await self.scheduler.stop(stop_streams=False)
         self.hass.data.setdefault(QUOTA_HISTORY, {})[self.config_entry.entry_id] = (
@@ -250,7 +314,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[StreamsSnapshot]):
         else:
             self._saved.stopped |= device_ids
         self._apply_cameras()
-        self.push.push()
+        self._flush()
 
     @callback
     def start(self, device_id: str) -> None:

@@ -21,22 +21,19 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Return diagnostics for a config entry."""
     coordinator = entry.runtime_data.coordinator
-    snapshot = coordinator.data
     data = {
         "entry": {"data": dict(entry.data), "options": dict(entry.options)},
         "capacity": coordinator.scheduler.capacity,
         "lead_seconds": coordinator.scheduler.lead(),
-        "over_capacity": list(snapshot.over_capacity),
+        "over_capacity": list(coordinator.scheduler.over_capacity),
         "user_stopped": sorted(coordinator.user_stopped),
-        "queue": asdict(snapshot.stats),
+        "queue": asdict(coordinator.stats),
         "cameras": {
             device_id: {
                 "camera": asdict(camera),
-                "status": asdict(snapshot.statuses[device_id])
-                if device_id in snapshot.statuses
-                else None,
+                "status": asdict(coordinator.scheduler.stream(device_id).status),
             }
-            for device_id, camera in snapshot.cameras.items()
+            for device_id, camera in coordinator.cameras.items()
         },
     }
     return redact_value(async_redact_data(data, TO_REDACT))  # type: ignore[no-any-return]

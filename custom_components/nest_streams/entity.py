@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
+from homeassistant.core import callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
-from .coordinator import NestStreamsCoordinator
+from .coordinator import HUB, NestStreamsCoordinator
 from .core.models import CameraInfo, StreamStatus
 
 MODELS = {
@@ -52,9 +53,20 @@ def camera_device_info(coordinator: NestStreamsCoordinator, camera: CameraInfo) 
 
 
 class NestStreamsEntity(CoordinatorEntity[NestStreamsCoordinator]):
-    """An entity of a Nest Streams config entry."""
+    """An entity of a Nest Streams config entry: it listens to its camera's changes (or, as
+    `HUB`, the queue's) and to every device-list read."""
 
     _attr_has_entity_name = True
+
+    def __init__(self, coordinator: NestStreamsCoordinator, context: str = HUB) -> None:
+        """Listen with `context`: a camera's device id, or `HUB`."""
+        super().__init__(coordinator, context)
+
+    @property
+    def available(self) -> bool:
+        """Available whatever the last device-list read: the streams and the queue go on
+        without it (HA logs a failed read once, and it is retried)."""
+        return True
 
 
 class CameraStreamEntity(NestStreamsEntity):
@@ -62,25 +74,16 @@ class CameraStreamEntity(NestStreamsEntity):
 
     def __init__(self, coordinator: NestStreamsCoordinator, device_id: str, key: str) -> None:
         """Attach to the camera `device_id`."""
-        super().__init__(coordinator)
+        super().__init__(coordinator, device_id)
         self.device_id = device_id
         self._attr_unique_id = f"{device_id}-{key}"
         self._attr_device_info = camera_device_info(coordinator, coordinator.cameras[device_id])
-
-    async def async_added_to_hass(self) -> None:
-        """Also follow the changes of this camera alone (a command changes one camera)."""
-        await super().async_added_to_hass()
-        self.async_on_remove(
-            self.coordinator.push.add_update_listener(
-                self.device_id, self._handle_coordinator_update
-            )
-        )
 
     @property
     def status(self) -> StreamStatus | None:
         """The camera's current stream status; while the stream itself is fine, a problem of
         its live picture (a refused certificate, an unreachable stream server) is its error."""
-        status = self.coordinator.data.statuses.get(self.device_id)
+        status = self.coordinator.status(self.device_id)
         problem = self.coordinator.live.problems.get(self.device_id)
         if status is not None and status.last_error is None and problem:
             return replace(status, last_error=problem)
@@ -89,7 +92,7 @@ class CameraStreamEntity(NestStreamsEntity):
     @property
     def available(self) -> bool:
         """Available while the camera is in the project."""
-        return super().available and self.device_id in self.coordinator.data.statuses
+        return self.device_id in self.coordinator.cameras
 
 
 def setup_camera_entities(
@@ -97,13 +100,20 @@ def setup_camera_entities(
     add_entities: Callable[[Iterable[Entity]], None],
     factory: Callable[[str], Iterable[Entity]],
 ) -> Callable[[], None]:
-    """Add `factory(device_id)` for every camera now and for every camera that appears later.
+    """Add `factory(device_id)` for every camera now and for every camera that a device-list
+    read brings later (also one that left and came back).
 
     Returns the function that stops listening for new cameras.
     """
+    added: set[str] = set()
 
-    def add(device_ids: Iterable[str]) -> None:
-        add_entities([entity for device_id in device_ids for entity in factory(device_id)])
+    @callback
+    def add_new() -> None:
+        added.intersection_update(coordinator.cameras)
+        new = [device_id for device_id in coordinator.cameras if device_id not in added]
+        added.update(new)
+        if new:
+            add_entities([entity for device_id in new for entity in factory(device_id)])
 
-    add(list(coordinator.cameras))
-    return coordinator.push.add_camera_listener(add)
+    add_new()
+    return coordinator.async_add_listener(add_new)

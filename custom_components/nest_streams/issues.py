@@ -63,3 +63,14 @@ def async_remove_stale_devices(hass: HomeAssistant, entry: ConfigEntry, keep: se
         if not any(domain == DOMAIN and key in keep for domain, key in device.identifiers):
             _LOGGER.info("Camera %s is no longer in the project; removing its device", device.name)
             registry.async_remove_device(device.id)
+
+
+@callback
+def has_registered_cameras(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    """Whether the device registry holds camera devices of the entry (from earlier runs)."""
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    return any(
+        domain == DOMAIN and key != entry.unique_id
+        for device in devices
+        for domain, key in device.identifiers
+    )

@@ -196,7 +196,7 @@ class LiveViews:
         else:
             self.problems[device_id] = problem
         if self._coordinator is not None:
-            self._coordinator.push.changed(device_id)
+            self._coordinator.changed(device_id)
 
     def forget(self, device_id: str) -> None:
         """The camera left the project: its views end."""
@@ -310,7 +310,7 @@ class LiveViews:
                 translation_key="webrtc_failed",
                 translation_placeholders={"error": str(err)},
             ) from err
-        coordinator.push.changed(device_id)
+        coordinator.changed(device_id)
         send(WebRTCAnswer(handle.answer_sdp or ""))
 
     async def candidate(self, session_id: str, candidate: str, sdp_mid: str | None) -> None:
@@ -339,7 +339,7 @@ class LiveViews:
                 coordinator.scheduler.close_viewer(viewer.key)
             else:
                 coordinator.scheduler.withdraw_viewer(session_id)
-            coordinator.push.changed(viewer.device_id)
+            coordinator.changed(viewer.device_id)
 
     # -- recorders (restream URLs) -----------------------------------------------------------
 
@@ -384,7 +384,7 @@ class LiveViews:
         viewer.key = None
         self._end(viewer, reason)
         if self._coordinator is not None:
-            self._coordinator.push.changed(viewer.device_id)
+            self._coordinator.changed(viewer.device_id)
 
     def _end(self, viewer: Viewer, reason: str) -> None:
         """End a view the frontend still shows: it hears why, instead of a frozen picture."""

@@ -210,14 +210,7 @@ class HubSensor(NestStreamsEntity, SensorEntity):
         self._attr_unique_id = f"{coordinator.project_id}-{description.key}"
         self._attr_device_info = hub_device_info(coordinator)
 
-    async def async_added_to_hass(self) -> None:
-        """Also follow the queue's statistics, which change with every command."""
-        await super().async_added_to_hass()
-        self.async_on_remove(
-            self.coordinator.push.add_update_listener(None, self._handle_coordinator_update)
-        )
-
     @property
     def native_value(self) -> StateValue:
         """The value from the queue's statistics."""
-        return self.entity_description.value_fn(self.coordinator.data.stats)
+        return self.entity_description.value_fn(self.coordinator.stats)
