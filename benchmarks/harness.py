@@ -170,7 +170,7 @@ async def simulate(
 
     def observe(device_id: str | None) -> None:
         held.changed(device_id)
-        share = scheduler.queue.share
+        share = scheduler.quota
         sample = (share.rate, share.admission, scheduler.over_capacity)
         if not shares or shares[-1][1:] != sample:
             shares.append((clock.now() - start, *sample))

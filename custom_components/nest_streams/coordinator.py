@@ -19,7 +19,7 @@ from .const import CONF_EXCLUDED_CAMERAS, DOMAIN
 from .core.clock import SystemClock
 from .core.errors import AuthFailed, StreamError
 from .core.models import CameraInfo, QueueStats, StreamStatus
-from .core.queue import QuotaHistory
+from .core.quota import QuotaHistory
 from .core.scheduler import StreamScheduler
 from .core.settings import Settings
 from .issues import (
@@ -92,7 +92,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[dict[str, CameraInfo]]):
         )
         if (history := hass.data.get(QUOTA_HISTORY, {}).pop(entry.entry_id, None)) is not None:
             # A reload: Google's minute still counts the last queue's commands.
-            self.scheduler.queue.resume(history)
+            self.scheduler.quota.resume(history)
         self._store = StreamStore(hass, entry.entry_id)
         self.live = LiveViews.of(hass, entry.entry_id)
         """The live views, stills and camera sessions (they outlive a reload of the entry)."""
@@ -213,7 +213,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[dict[str, CameraInfo]]):
         excluded = {*self.config_entry.options.get(CONF_EXCLUDED_CAMERAS, []), *self._saved.stopped}
         self.scheduler.set_cameras(
             cameras,
-            keep_alive=lambda camera: camera.device_id not in excluded,
+            excluded=excluded,
             restored=restored,
             cannot_extend=self._saved.cannot_extend,
         )
@@ -300,7 +300,7 @@ class NestStreamsCoordinator(DataUpdateCoordinator[dict[str, CameraInfo]]):
         self.live.unbind()
         await self.scheduler.stop(stop_streams=False)
         self.hass.data.setdefault(QUOTA_HISTORY, {})[self.config_entry.entry_id] = (
-            self.scheduler.queue.history()
+            self.scheduler.quota.history()
         )
         await self._store.async_save(self._state())
         await super().async_shutdown()
@@ -338,8 +338,5 @@ class NestStreamsCoordinator(DataUpdateCoordinator[dict[str, CameraInfo]]):
         """Of these cameras, those the quota could not keep alive if they were started too
         (nothing changes: asked before anything is applied)."""
         excluded = {*self.config_entry.options.get(CONF_EXCLUDED_CAMERAS, []), *self._saved.stopped}
-        admitted, _ = self.scheduler.admission(
-            self.cameras.values(),
-            lambda c: c.device_id in device_ids or c.device_id not in excluded,
-        )
+        admitted, _ = self.scheduler.admission(self.cameras.values(), excluded - device_ids)
         return device_ids - admitted

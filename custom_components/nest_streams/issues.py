@@ -37,7 +37,7 @@ def async_update_over_capacity_issue(
         translation_placeholders={
             "cameras": ", ".join(names),
             "capacity": str(scheduler.capacity),
-            "qpm": f"{scheduler.admission_qpm:.3g}",
+            "qpm": f"{scheduler.quota.admission:.3g}",
         },
     )
 

@@ -625,9 +625,7 @@ def test_the_status_before_the_first_command() -> None:
     async def main() -> tuple[dict[str, Any], tuple[str, ...], bool]:
         clk = clock()
         scheduler = make_scheduler(FakeClient(clk), clk)
-        scheduler.set_cameras(
-            [rtsp("a"), rtsp("b"), webrtc("w")], keep_alive=lambda c: c.name != "b"
-        )
+        scheduler.set_cameras([rtsp("a"), rtsp("b"), webrtc("w")], excluded={rtsp("b").device_id})
         statuses = {d.rsplit("/", 1)[-1]: s for d, s in scheduler.statuses().items()}
         result = statuses, scheduler.over_capacity, scheduler.auth_failed
         await scheduler.stop(stop_streams=False)
@@ -781,7 +779,7 @@ def test_a_restored_stream_of_a_stopped_camera_is_stopped_at_google() -> None:
             saved = StreamHandle(StreamProtocol.RTSP, clk.now() + 200, "rtsps://h/s", "e")
             scheduler.set_cameras(
                 [rtsp("s")],
-                keep_alive=lambda _: False,
+                excluded={"enterprises/p/devices/s"},
                 restored={"enterprises/p/devices/s": saved},
             )
             await asyncio.sleep(30)

@@ -549,13 +549,13 @@ def test_a_429_storm_is_logged_once_and_shown_in_the_statistics(
         after = await _with_worker(queue, body())
         return during[0], after
 
-    with caplog.at_level("DEBUG", logger="custom_components.nest_streams.core.queue"):
+    with caplog.at_level("DEBUG", logger="custom_components.nest_streams.core.quota"):
         during, after = virtual(main())
     assert during.backoff_until - EPOCH == pytest.approx(30 + 12.12)
     assert during.depth == 2
     assert after.backoff_until is None
     assert after.depth == 1
-    queue_log = [r for r in caplog.records if r.name.endswith("core.queue")]
+    queue_log = [r for r in caplog.records if r.name.endswith("core.quota")]
     assert queue_log[0].levelname == "WARNING"  # the storm's first refusal
     assert "quota was exceeded" in queue_log[0].getMessage()
     assert caplog.text.count("quota was exceeded") == 1
@@ -590,7 +590,7 @@ def test_another_apps_use_is_logged_once_and_its_end_once(
         await _with_worker(queue, body())
         return rates
 
-    with caplog.at_level("INFO", logger="custom_components.nest_streams.core.queue"):
+    with caplog.at_level("INFO", logger="custom_components.nest_streams.core.quota"):
         rates = virtual(main())
     assert rates[0] == 10
     assert rates[1] is not None
@@ -1017,7 +1017,7 @@ def test_a_queue_that_takes_over_goes_on_from_the_last_ones_minute() -> None:
 
         await _with_worker(old, three())
         new = CommandQueue(clk, settings)
-        new.resume(old.history())
+        new.quota.resume(old.quota.history())
         counted = new.stats().commands_last_minute
         await _with_worker(new, new.submit(CommandKind.GENERATE, "b", _recorder(log, clk, "new")))
         return log, counted

@@ -68,7 +68,7 @@ def test_admission_and_camera_changes() -> None:
         assert scheduler.capacity == 3
         async with running(scheduler):
             cams = [rtsp(f"c{i}") for i in range(5)]
-            scheduler.set_cameras(cams, keep_alive=lambda cam: cam.name != "c0")
+            scheduler.set_cameras(cams, excluded={rtsp("c0").device_id})
             await asyncio.sleep(400)
             first = (scheduler.over_capacity, scheduler.statuses())
             # c4 leaves the project, c0 is wanted again: c1..c3 run and keep their places.
@@ -168,7 +168,7 @@ def test_viewers_count_against_the_quota() -> None:
         scheduler = make_scheduler(client, clk, Settings(qpm=1, extension_lead=60))
         async with running(scheduler):
             cams = [rtsp("c1"), rtsp("c2"), webrtc("w")]
-            scheduler.set_cameras(cams, keep_alive=lambda c: c.name != "w")
+            scheduler.set_cameras(cams, excluded={webrtc("w").device_id})
             await asyncio.sleep(150)
             key, _ = await scheduler.open_viewer("enterprises/p/devices/w", "v=0\r\n", ended)
             try:
@@ -335,7 +335,7 @@ def test_a_camera_stopped_before_its_turn_spends_no_command() -> None:
             cams = [rtsp(f"c{i}") for i in range(1, 4)]
             scheduler.set_cameras(cams)
             await asyncio.sleep(1)  # c1 generates, c2 and c3 wait a minute each
-            scheduler.set_cameras(cams, keep_alive=lambda camera: camera.name != "c3")
+            scheduler.set_cameras(cams, excluded={rtsp("c3").device_id})
             await asyncio.sleep(200)
             before = [(call.device, call.op) for call in client.calls]
             scheduler.set_cameras(cams)  # started again: its state machine still runs
@@ -449,12 +449,10 @@ def test_a_drop_of_our_share_keeps_the_cameras_the_user_stopped_stopped() -> Non
         client.script("a", "extend", QuotaExceeded("429"), None, QuotaExceeded("429"))
         scheduler = make_scheduler(client, clk)
         async with running(scheduler):
-            scheduler.set_cameras(
-                [rtsp("a"), rtsp("b"), rtsp("c")], keep_alive=lambda c: c.name != "c"
-            )
+            scheduler.set_cameras([rtsp("a"), rtsp("b"), rtsp("c")], excluded={rtsp("c").device_id})
             await asyncio.sleep(600)
             state = scheduler.statuses()["enterprises/p/devices/c"].state
-        return scheduler.admission_qpm, client.ops("c"), state
+        return scheduler.quota.admission, client.ops("c"), state
 
     admission, calls_of_c, state = virtual(main())
     assert admission < 10  # the share dropped: admission ran again

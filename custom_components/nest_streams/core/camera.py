@@ -252,7 +252,7 @@ class CameraStream:
             # more).
             deadline = handle.expires_at if handle else self._replacing_until
             if deadline is None or deadline <= now:
-                deadline = now + self.settings.interval
+                deadline = now + self._queue.interval
             future = self._queue.submit(
                 kind,
                 camera.device_id,
@@ -393,7 +393,7 @@ class CameraStream:
             # is retried at once: Google may answer in 30 s, the retry likely at once (the
             # late answer's stream, if it comes, is then a spare, stopped with its token).
             soon = err.late is not None or self._failures == 1  # the first: most likely passing
-            delay = 0.0 if soon else min(delay, 2 * self.settings.interval)
+            delay = 0.0 if soon else min(delay, 2 * self._queue.interval)
         self._retry_at = mono + delay
         # Forced: the failure count and error changed even when the state did not.
         self._set_state(StreamState.RUNNING if alive else StreamState.FAILED, force=True)

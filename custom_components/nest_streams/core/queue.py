@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 import contextlib
 from dataclasses import dataclass, field
@@ -15,29 +14,21 @@ from typing import Any
 
 from .clock import Clock
 from .errors import QueueStopped, QuotaExceeded, StreamGone, TransientError
-from .limiter import DeviceWindow, SharedQuota, SmoothLimiter
+from .limiter import DeviceWindow
 from .models import CommandKind, QueueStats
-from .settings import WINDOW, Settings
+from .quota import Quota
+from .settings import Settings
 
 _LOGGER = logging.getLogger(__name__)
 
 type Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
 EMA_ALPHA = 0.2
-BACKOFF_MAX = 120.0
 LATE_LIMIT = 90.0
 """Seconds an unanswered command's request is kept open for a late answer (Google has been
 seen to answer after 30 s: a late answer still says what Google did)."""
 STOP_SLACK = 4
 """Intervals beyond its lead an extension must have left to give its slot to a stop."""
-
-
-@dataclass(frozen=True, slots=True)
-class QuotaHistory:
-    """A queue's recent use of the quota (monotonic times), handed to the next queue."""
-
-    sent: tuple[float, ...]
-    next_slot: float
 
 
 @dataclass(order=True, slots=True)
@@ -76,11 +67,16 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 
 class CommandQueue:
-    """Priority heap in front of a smooth limiter and a per-device window.
+    """Priority heap in front of the project's quota (its pacer) and per-device windows.
 
     Extensions run before generations, stops last; among extensions the earliest expiry goes
-    first, ties and generations in submission order. A 429 backs the whole queue off and puts
-    the command back in its place: it is never counted against the camera.
+    first, ties and generations in submission order. A 429 backs the whole queue off (the
+    quota's back-off) and puts the command back in its place: it is never counted against
+    the camera.
+
+    Picking a command sorts the heap (`_pick`): O(n log n) per command sent, n the commands
+    queued (at most a few per camera: about 50-100 at the quota's capacity), against one
+    command every 6 s.
     """
 
     def __init__(
@@ -88,23 +84,20 @@ class CommandQueue:
         clock: Clock,
         settings: Settings,
         *,
+        quota: Quota | None = None,
         on_change: Callable[[], None] | None = None,
-        on_share_change: Callable[[], None] | None = None,
         spawn: Spawn | None = None,
     ) -> None:
         """Create a queue; `run()` is its worker.
 
-        `on_change` is called after every change of the queue, `on_share_change` when our share
-        of the quota (`share`) changed; `spawn` starts the task of each command (default
-        `asyncio.create_task`).
+        `quota` is the project's quota (a whole one of `settings.qpm` by default);
+        `on_change` is called after every change of the queue; `spawn` starts the task of
+        each command (default `asyncio.create_task`).
         """
         self._spawn: Spawn = spawn or (lambda coro, name: asyncio.create_task(coro, name=name))
         self._clock = clock
         self._settings = settings
-        self.limiter = SmoothLimiter(clock, settings.qpm, settings.safety)
-        self.share = SharedQuota(clock, settings)
-        self._on_share_change = on_share_change
-        self._shared_logged = False
+        self.quota = quota or Quota(clock, settings)
         self._devices = DeviceWindow(clock, settings.per_device_qpm)
         self._budget = DeviceWindow(clock, settings.device_calls_per_hour, window=3600.0)
         self._timeout = settings.command_timeout
@@ -112,13 +105,7 @@ class CommandQueue:
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
-        self._sent: deque[float] = deque()
         self._stopped = False
-        self._backoff = 0.0
-        self._backoff_until: float | None = None
-        """Wall-clock end of the current quota back-off (for display), None when none."""
-        self._storm = 0
-        """429s in a row."""
         self._enqueued = 0
         self._executed = 0
         self._failed = 0
@@ -131,8 +118,8 @@ class CommandQueue:
 
     @property
     def interval(self) -> float:
-        """Seconds between two commands."""
-        return self.limiter.interval
+        """Seconds between two commands (the quota's)."""
+        return self.quota.interval
 
     @property
     def average_wait(self) -> float:
@@ -186,20 +173,6 @@ class CommandQueue:
         self._changed()
         return future
 
-    def history(self) -> QuotaHistory:
-        """What Google still counts of ours (the last minute's commands) and the pacer's next
-        slot, for a queue that takes over (an entry reload): it goes on from there instead of
-        from an empty minute, which Google's window, still holding ours, would refuse."""
-        self._prune_sent()
-        return QuotaHistory(tuple(self._sent), self.limiter.next_slot)
-
-    def resume(self, history: QuotaHistory) -> None:
-        """Go on from an earlier queue's `history` (the same process: the same monotonic
-        clock)."""
-        self._sent = deque(sorted([*self._sent, *history.sent]))
-        self._prune_sent()
-        self.limiter.defer(history.next_slot)
-
     def withdraw(self, future: asyncio.Future[Any]) -> bool:
         """Withdraw the command of `future` if it was not sent yet (its future is cancelled)."""
         for entry in self._heap:
@@ -211,7 +184,6 @@ class CommandQueue:
 
     def stats(self) -> QueueStats:
         """A snapshot of the statistics."""
-        self._prune_sent()
         return QueueStats(
             depth=sum(1 for entry in self._heap if not entry.future.done()),
             enqueued=self._enqueued,
@@ -222,9 +194,9 @@ class CommandQueue:
             stops=self._counts[CommandKind.STOP],
             quota_rejections=self._quota_rejections,
             average_wait=self._average_wait,
-            commands_last_minute=len(self._sent),
-            backoff_until=self._backoff_until,
-            effective_qpm=self.share.rate,
+            commands_last_minute=self.quota.last_minute(),
+            backoff_until=self.quota.backoff_until,
+            effective_qpm=self.quota.rate,
             late_answers=self._late,
         )
 
@@ -235,9 +207,8 @@ class CommandQueue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if self.share.probe():
-                self._share_changed()
-            if (delay := self.limiter.delay()) > 0:
+            self.quota.probe()
+            if (delay := self.quota.delay()) > 0:
                 if (entry := self._prompt()) is None:
                     self._wakeup.clear()
                     await self._sleep_or_wakeup(delay)
@@ -248,11 +219,9 @@ class CommandQueue:
                     self._wakeup.clear()
                     await self._sleep_or_wakeup(ready_at - self._clock.monotonic())
                     continue
-            self.limiter.take()
+            entry.sent_at = self.quota.take()
             self._devices.record(entry.device_id, entry.kind.name)
             self._budget.record(entry.device_id, DeviceWindow.ANY)
-            entry.sent_at = self._clock.monotonic()
-            self._sent.append(entry.sent_at)
             wait = self._clock.monotonic() - entry.submitted_at
             self._average_wait += EMA_ALPHA * (wait - self._average_wait)
             task = self._spawn(self._execute(entry), f"sdm {entry.kind.name}")
@@ -267,13 +236,8 @@ class CommandQueue:
 
     def _prompt(self) -> _Entry | None:
         """A prompt command (a viewer waits) that may go before the pacer's next slot: its
-        device may send, no quota back-off runs, and the last minute holds at most our rate
-        less 2 of ours, so that no minute, sliding or Google's fixed one, holds more than the
-        quota with it (the pacer then goes on an interval after its next slot)."""
-        if self._backoff_until is not None:
-            return None
-        self._prune_sent()
-        if len(self._sent) > self.share.rate - 2:
+        device may send, and the quota lets it go early (`Quota.may_go_early`)."""
+        if not self.quota.may_go_early():
             return None
         mono = self._clock.monotonic()
         for entry in sorted(self._heap):
@@ -390,8 +354,7 @@ class CommandQueue:
         except QuotaExceeded as err:
             self._quota_rejections += 1
             if entry.sent_at is not None:
-                with contextlib.suppress(ValueError):  # pruned meanwhile
-                    self._sent.remove(entry.sent_at)  # Google counts no refused command
+                self.quota.uncount(entry.sent_at)  # Google counts no refused command
             if self._stopped:
                 self._finish_error(entry, QueueStopped("refused for quota while stopping"))
             else:
@@ -408,10 +371,9 @@ class CommandQueue:
                         until - self._clock.monotonic(),
                     )
                 else:
-                    self._back_off()
-                    self._prune_sent()
-                    if self.share.refused(len(self._sent)):
-                        self._share_changed()
+                    self.quota.refused(
+                        e.deadline for e in self._heap if e.urgent and not e.future.done()
+                    )
         except asyncio.CancelledError:
             call.cancel()
             if not entry.future.done():
@@ -420,7 +382,7 @@ class CommandQueue:
         except Exception as err:
             self._finish_error(entry, err)
         else:
-            self._quota_ok()
+            self.quota.accepted()
             self._executed += 1
             self._counts[entry.kind] += 1
             if not entry.future.done():
@@ -450,70 +412,11 @@ class CommandQueue:
         self._late += 1
         late.set_result(result)
 
-    def _back_off(self) -> None:
-        """Pause every command: 2 intervals, doubling while Google keeps refusing.
-
-        The pause ends early enough to try the most urgent extension once more before its
-        stream expires: a refused try costs no quota, a lapsed stream costs a generation.
-        The first refusal of a storm is logged as a warning, the end of the storm once.
-        """
-        now, mono = self._clock.now(), self._clock.monotonic()
-        self._backoff = min(BACKOFF_MAX, max(self._backoff * 2, self.interval * 2))
-        pause = self._backoff
-        urgent = [e.deadline for e in self._heap if e.urgent and not e.future.done()]
-        if urgent:
-            pause = min(pause, max(self.interval, min(urgent) - now - self.interval))
-        self._backoff_until = now + pause
-        self.limiter.defer(mono + pause)
-        self._storm += 1
-        if self._storm == 1:
-            _LOGGER.warning(
-                "Google's quota was exceeded (429: another app may use this project's quota); "
-                "commands pause for %.0f s and back off while it lasts",
-                pause,
-            )
-        else:
-            _LOGGER.debug("429 again (%d in a row); next command in %.0f s", self._storm, pause)
-
-    def _share_changed(self) -> None:
-        """Our share of the quota changed: pace by it; a drop is logged once per episode."""
-        rate, qpm = self.share.rate, self._settings.qpm
-        self.limiter.set_rate(rate, self._settings.safety)
-        if rate < qpm and not self._shared_logged:
-            self._shared_logged = True
-            _LOGGER.warning(
-                "Another app uses this project's quota (429s while we sent fewer than %g "
-                "commands a minute); we use %.1f a minute until it goes quiet",
-                qpm,
-                rate,
-            )
-        elif rate >= qpm and self._shared_logged:
-            self._shared_logged = False
-            _LOGGER.info("The project's whole quota is ours again (%g commands a minute)", qpm)
-        else:
-            _LOGGER.debug("Our share of the quota: %.1f commands a minute", rate)
-        if self._on_share_change is not None:
-            self._on_share_change()
-
-    def _quota_ok(self) -> None:
-        """A command went through: the back-off ends."""
-        self.share.accepted()
-        self._backoff = 0.0
-        self._backoff_until = None
-        if self._storm:
-            _LOGGER.info("Google's quota accepts commands again after %d refusals", self._storm)
-            self._storm = 0
-
     def _finish_error(self, entry: _Entry, err: Exception) -> None:
-        self._quota_ok()
+        self.quota.accepted()
         self._failed += 1
         if not entry.future.done():
             entry.future.set_exception(err)
-
-    def _prune_sent(self) -> None:
-        cutoff = self._clock.monotonic() - WINDOW
-        while self._sent and self._sent[0] <= cutoff:
-            self._sent.popleft()
 
     def _changed(self) -> None:
         if self._on_change is not None:
@@ -542,11 +445,11 @@ class CommandQueue:
         stops = sorted(e for e in self._heap if e.kind is CommandKind.STOP and not e.future.done())
         for entry in stops:
             self._heap.remove(entry)
-            if self._clock.monotonic() + self.limiter.delay() > deadline:
+            if self._clock.monotonic() + self.quota.delay() > deadline:
                 entry.future.set_exception(QueueStopped("no quota left before unloading"))
                 continue
-            await self._clock.sleep(self.limiter.delay())
-            self.limiter.take()
+            await self._clock.sleep(self.quota.delay())
+            entry.sent_at = self.quota.take()
             # Run in this (the unloading) task: no task of its own that an unload could cancel.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, deadline - self._clock.monotonic())):

@@ -20,6 +20,7 @@ from .models import (
     StreamStatus,
 )
 from .queue import CommandQueue, Spawn
+from .quota import Quota
 from .settings import Settings
 from .viewer import ViewerSession
 
@@ -57,11 +58,13 @@ class StreamScheduler:
         self.settings = settings
         self._on_change = on_change
         self._on_auth_failed = on_auth_failed
+        self.quota = Quota(clock, settings, on_admission_change=self._admit_again)
+        """The project's quota: rate, admission, interval, capacity and lead are read here."""
         self.queue = CommandQueue(
             clock,
             settings,
+            quota=self.quota,
             on_change=self._notify,
-            on_share_change=self._share_changed,
             spawn=spawn_command or spawn,
         )
         self._streams: dict[str, CameraStream] = {}
@@ -74,42 +77,21 @@ class StreamScheduler:
         """Cameras known to refuse extensions (learned by viewers, or saved)."""
         self.over_capacity: tuple[str, ...] = ()
         self.auth_failed = False
-        self._admitted = 0
-        self._slack = settings.lead_slack(0)
-        """How far the lead may grow with the cameras admitted (see `Settings.lead_slack`)."""
-        self._keep_alive: Callable[[CameraInfo], bool] = lambda _: True
-        self._admission_qpm = settings.qpm
-        """The rate the current admission was made with (see `SharedQuota.admission`)."""
+        self._excluded: frozenset[str] = frozenset()
+        """The cameras the user does not want kept alive (see `set_cameras`)."""
 
     @property
     def capacity(self) -> int:
         """Cameras our share of the quota can hold."""
-        return self.settings.at_rate(self.queue.share.admission).capacity
+        return self.quota.capacity
 
-    @property
-    def admission_qpm(self) -> float:
-        """Commands per minute admission plans with (less than the quota while shared)."""
-        return self.queue.share.admission
-
-    def _share_changed(self) -> None:
-        """Our share of the quota changed: admit again when admission's rate did, and fit the
-        lead's slack to the rate we send at now."""
-        if self.queue.share.admission != self._admission_qpm:
-            self.set_cameras(self.cameras.values(), keep_alive=self._keep_alive)
-        self._slack = self.settings.at_rate(self.queue.share.rate).lead_slack(self._admitted)
+    def _admit_again(self) -> None:
+        """Admission's rate changed (our share of the quota): admit the cameras again."""
+        self.set_cameras(self.cameras.values(), excluded=self._excluded)
 
     def lead(self) -> float:
-        """Seconds before expiry at which an extension is due, adapted to the queue.
-
-        The minimum lead plus room for the expected wait, but never so much that the active
-        cameras would need more commands than the quota gives.
-        """
-        settings = self.settings
-        extra = min(
-            max(2 * self.queue.average_wait + self.queue.interval, 4 * self.queue.interval),
-            self._slack,
-        )
-        return settings.extension_lead + extra
+        """Seconds before expiry at which an extension is due (see `Quota.lead`)."""
+        return self.quota.lead(self.queue.average_wait)
 
     def _notify(self, stream: CameraStream | None = None) -> None:
         self._on_change(None if stream is None else stream.camera.device_id)
@@ -137,32 +119,31 @@ class StreamScheduler:
         self,
         cameras: Iterable[CameraInfo],
         *,
-        keep_alive: Callable[[CameraInfo], bool] = lambda _: True,
+        excluded: Collection[str] = frozenset(),
         restored: Mapping[str, StreamHandle] | None = None,
         cannot_extend: Collection[str] = (),
     ) -> None:
         """Make the scheduler's cameras these: new ones start, missing ones are dropped.
 
-        Cameras to keep alive beyond the quota's capacity stay stopped and are listed in
-        `over_capacity`: cameras kept alive now keep their place, the others are admitted in
-        name order. WebRTC-only cameras are never kept alive (on demand): a session streams
-        only to the viewer whose offer started it, so one nobody watches buys nothing.
+        Every RTSP camera not `excluded` (by device id) is to be kept alive. Those beyond the
+        quota's capacity stay stopped and are listed in `over_capacity`: cameras kept alive now
+        keep their place, the others are admitted in name order. WebRTC-only cameras are never
+        kept alive (on demand): a session streams only to the viewer whose offer started it,
+        so one nobody watches buys nothing.
         """
         cameras = sorted(cameras, key=lambda c: (c.name, c.device_id))
-        self._keep_alive = keep_alive
-        self._admission_qpm = self.queue.share.admission
+        self._excluded = frozenset(excluded)
 
         def alive(camera: CameraInfo) -> bool:
-            return camera.protocol is StreamProtocol.RTSP and keep_alive(camera)
+            return camera.protocol is StreamProtocol.RTSP and camera.device_id not in self._excluded
 
-        admitted, over_capacity = self.admission(cameras, keep_alive)
-        self._admitted = len(admitted)
-        self._slack = self.settings.at_rate(self.queue.share.rate).lead_slack(len(admitted))
+        admitted, over_capacity = self.admission(cameras, self._excluded)
+        self.quota.admit(len(admitted))
         if over_capacity and over_capacity != self.over_capacity:
             _LOGGER.warning(
                 "%d cameras need more commands than %.3g per minute allow; not kept alive: %s",
                 len(over_capacity),
-                self.queue.share.admission,
+                self.quota.admission,
                 ", ".join(over_capacity),
             )
         self.over_capacity = over_capacity
@@ -204,9 +185,10 @@ class StreamScheduler:
         self._notify()
 
     def admission(
-        self, cameras: Iterable[CameraInfo], keep_alive: Callable[[CameraInfo], bool]
+        self, cameras: Iterable[CameraInfo], excluded: Collection[str] = frozenset()
     ) -> tuple[set[str], tuple[str, ...]]:
-        """Which cameras the quota would keep alive with these wishes, and which not.
+        """Which cameras the quota would keep alive when all but `excluded` are wanted, and
+        which not.
 
         Cameras kept alive now keep their place; the others queue up in name order. Changes
         nothing (services ask it before they apply anything).
@@ -215,7 +197,7 @@ class StreamScheduler:
             (
                 camera
                 for camera in sorted(cameras, key=lambda c: (c.name, c.device_id))
-                if camera.protocol is StreamProtocol.RTSP and keep_alive(camera)
+                if camera.protocol is StreamProtocol.RTSP and camera.device_id not in excluded
             ),
             key=lambda c: not self._kept_alive(c.device_id),
         )
