@@ -34,10 +34,10 @@ EXPIRY_GRACE = 1.0
 SWITCH_TIME = 5.0
 """Seconds a viewer's session needs to move to a new stream URL (a key frame: up to a GOP)."""
 EARLY_SLOTS = 4
-REPLACE_AFTER = 2
-"""Failed extensions in a row after which a stream short of time is replaced, not extended."""
 """An extension is queued this many command intervals before it is due: a slot nothing due
 needs may send it early (the queue's idle slots become lead for the busy ones)."""
+REPLACE_AFTER = 2
+"""Failed extensions in a row after which a stream short of time is replaced, not extended."""
 
 
 class CameraStream:
@@ -272,41 +272,48 @@ class CameraStream:
         except QueueStopped:
             await self._wait(None)
             return
-        except StreamGone as err:
-            if kind is CommandKind.EXTEND and handle is not None:
-                self._stream_gone(handle, err)
-                return
-            self._failure(err)
-            return
-        except AuthFailed as err:
-            self._on_auth_failed()
-            self._failure(err)
-            return
-        except TransientError as err:
-            if err.late is not None:
-                late = err.late
-                late.add_done_callback(lambda answer: self._late_answer(kind, answer))
-            if (
-                err.maybe_executed
-                and kind is CommandKind.EXTEND
-                and handle is not None
-                and handle.protocol is StreamProtocol.RTSP
-            ):
-                # Google may have rotated the tokens: retrying the old one would only be
-                # refused. Replace the stream instead (as urgently as an extension), showing
-                # the old one while it lasts (it plays on at Google either way; it is not
-                # stopped: with unknown tokens a stop is refused, and it expires soon).
-                _LOGGER.debug("%s: extension unanswered (%s); replacing", self.camera.name, err)
-                self._count_failure()
-                self._last_error = str(err)
-                self._orphan = handle  # the next step queues its replacement (and reports)
-                return
-            self._failure(err)
-            return
         except StreamError as err:
-            self._failure(err)
+            self._failed(kind, handle, err)
             return
         self._success(kind, new_handle)
+
+    def _failed(self, kind: CommandKind, handle: StreamHandle | None, err: StreamError) -> None:
+        """What a failed command means, by its outcome (the first row that matches):
+
+        | outcome                                | what follows                            |
+        | -------------------------------------- | --------------------------------------- |
+        | extension refused (`StreamGone`)       | a new stream now (`_stream_gone`)       |
+        | credentials refused (`AuthFailed`)     | re-authentication asked; a failure      |
+        | RTSP extension unanswered (maybe done) | replaced; the old stream left to expire |
+        | anything else (5xx, unanswered, ...)   | a failure: back-off, then degraded      |
+
+        An unanswered command's late answer, if one comes, is taken by `_late_answer`.
+        """
+        is_extension = kind is CommandKind.EXTEND and handle is not None
+        if isinstance(err, TransientError) and err.late is not None:
+            err.late.add_done_callback(lambda answer: self._late_answer(kind, answer))
+        if isinstance(err, StreamGone) and is_extension and handle is not None:
+            self._stream_gone(handle, err)
+        elif isinstance(err, AuthFailed):
+            self._on_auth_failed()
+            self._failure(err)
+        elif (
+            isinstance(err, TransientError)
+            and err.maybe_executed
+            and is_extension
+            and handle is not None
+            and handle.protocol is StreamProtocol.RTSP
+        ):
+            # Google may have rotated the tokens: retrying the old one would only be
+            # refused. Replace the stream instead (as urgently as an extension), showing
+            # the old one while it lasts (it plays on at Google either way; it is not
+            # stopped: with unknown tokens a stop is refused, and it expires soon).
+            _LOGGER.debug("%s: extension unanswered (%s); replacing", self.camera.name, err)
+            self._count_failure()
+            self._last_error = str(err)
+            self._orphan = handle  # the next step queues its replacement (and reports)
+        else:
+            self._failure(err)
 
     def _stream_gone(self, handle: StreamHandle, err: StreamGone) -> None:
         """An extension was refused: generate a new stream right away."""

@@ -190,3 +190,42 @@ class SharedQuota:
         if changed:
             self._stepped_at = mono
         return changed
+
+
+class DeviceLimits:
+    """Google's limits of each device: `per_device_qpm` calls per device and command in any
+    minute, and our hourly budget per device (`device_calls_per_hour`, every command)."""
+
+    def __init__(self, clock: Clock, settings: Settings) -> None:
+        """Nothing sent yet."""
+        self._clock = clock
+        self._minute = DeviceWindow(clock, settings.per_device_qpm)
+        self._hour = DeviceWindow(clock, settings.device_calls_per_hour, window=3600.0)
+
+    def ready_at(self, device_id: str, command: str) -> float:
+        """When the device may send `command` next (monotonic; -inf: now)."""
+        return max(
+            self._minute.ready_at(device_id, command),
+            self._hour.ready_at(device_id, DeviceWindow.ANY),
+        )
+
+    def record(self, device_id: str, command: str) -> None:
+        """Count a call of `command` sent now."""
+        self._minute.record(device_id, command)
+        self._hour.record(device_id, DeviceWindow.ANY)
+
+    def block(self, device_id: str, command: str) -> float:
+        """Google refused `command` for this device's own limit (a 429 per device): it waits a
+        slot of the minute. Returns until when (monotonic)."""
+        return self._minute.block(device_id, command)
+
+    def budget_spent_until(self, device_id: str) -> float | None:
+        """Wall-clock time until which the device's hourly budget is spent, None if it is not."""
+        ready_at = self._hour.ready_at(device_id, DeviceWindow.ANY)
+        mono = self._clock.monotonic()
+        return None if ready_at <= mono else self._clock.now() + ready_at - mono
+
+    def forget(self, device_id: str) -> None:
+        """Drop a device that left the project."""
+        self._minute.forget(device_id)
+        self._hour.forget(device_id)
