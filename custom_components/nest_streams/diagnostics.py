@@ -31,7 +31,7 @@ async def async_get_config_entry_diagnostics(
         "cameras": {
             device_id: {
                 "camera": asdict(camera),
-                "status": asdict(coordinator.scheduler.stream(device_id).status),
+                "status": asdict(status) if (status := coordinator.status(device_id)) else None,
             }
             for device_id, camera in coordinator.cameras.items()
         },

@@ -325,10 +325,6 @@ class StreamScheduler:
             self._withdrawn.add(key)
             viewer.withdraw()
 
-    def opening_viewers(self) -> list[str]:
-        """Keys of viewers whose session is being generated (`open_viewer` not returned)."""
-        return list(self._opening)
-
     def adopt_viewer(
         self, device_id: str, handle: StreamHandle, on_end: Callable[[str], None]
     ) -> str | None:
