@@ -184,16 +184,7 @@ async def restream_urls(ha: HomeAssistantClient, cameras: list[str]) -> dict[str
     """Each camera's URL, from the action's response (with HA's address as we reach it)."""
     urls = {}
     for camera in cameras:
-        result = await ha.ws(
-            {
-                "type": "call_service",
-                "domain": "nest_streams",
-                "service": "get_restream_url",
-                "target": {"entity_id": camera},
-                "return_response": True,
-            }
-        )
-        url = URL(result["response"][camera]["url"])
+        url = URL(await ha.restream_url(camera))
         urls[camera] = f"{ha.base}{url.path_qs}"
     return urls
 

@@ -87,16 +87,7 @@ async def check_restream(
     """The restream URL's action answers and its view refuses a wrong secret (the right one is
     not tried: the compat set-up has no media, a reader would find no stream server)."""
     camera = sensor_camera.removesuffix("_stream_state")
-    result = await ha.ws(
-        {
-            "type": "call_service",
-            "domain": "nest_streams",
-            "service": "get_restream_url",
-            "target": {"entity_id": camera},
-            "return_response": True,
-        }
-    )
-    url = URL(result["response"][camera]["url"])
+    url = URL(await ha.restream_url(camera))
     local = URL(ha.base).join(URL(url.path_qs))
     async with session.get(local.update_query(secret="wrong")) as response:
         if response.status != 401:

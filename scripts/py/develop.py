@@ -269,6 +269,19 @@ class HomeAssistantClient:
                     raise RuntimeError(f"{message['type']}: {reply['error']}")
                 return reply["result"]
 
+    async def restream_url(self, camera: str) -> str:
+        """The camera entity's restream URL, from `nest_streams.get_restream_url`'s response."""
+        result = await self.ws(
+            {
+                "type": "call_service",
+                "domain": "nest_streams",
+                "service": "get_restream_url",
+                "target": {"entity_id": camera},
+                "return_response": True,
+            }
+        )
+        return str(result["response"][camera]["url"])
+
     async def wait_running(self, seconds: float) -> None:
         """Wait until HA has finished starting (every configured integration is loaded)."""
         deadline = time.monotonic() + seconds
