@@ -132,9 +132,10 @@ class NestStreamsCoordinator(DataUpdateCoordinator[dict[str, CameraInfo]]):
 
     def status(self, device_id: str) -> StreamStatus | None:
         """A camera's stream status (None when the camera is not in the project)."""
-        if device_id not in self.scheduler.cameras:
+        try:
+            return self.scheduler.stream(device_id).status
+        except KeyError:
             return None
-        return self.scheduler.stream(device_id).status
 
     async def _async_setup(self) -> None:
         """Load what the last run saved; with its cameras the streams go on at once.

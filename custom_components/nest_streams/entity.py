@@ -91,8 +91,8 @@ class CameraStreamEntity(NestStreamsEntity):
 
     @property
     def available(self) -> bool:
-        """Available while the camera is in the project."""
-        return self.device_id in self.coordinator.cameras
+        """Available while the camera is in the project (the last device list read)."""
+        return self.device_id in self.coordinator.data
 
 
 def setup_camera_entities(
