@@ -59,6 +59,7 @@ logger:
   default: warning
   logs:
     custom_components.nest_streams: info
+    custom_components.nest_streams.media.timeline: debug
 lovelace:
   dashboards:
     {DASHBOARD}:

@@ -201,10 +201,18 @@ async def test_the_default_stream_is_shaped_like_googles(
     assert trait["audioCodecs"] == ["AAC"]
 
 
-async def test_one_client_per_stream_url(keep: tuple[Emulator, Caller]) -> None:
+@pytest.fixture
+async def keep_long(socket_enabled: None) -> AsyncIterator[tuple[Emulator, Caller]]:
+    """As `keep`, with streams that live 60 s: a test of clients, not of expiry, on a busy
+    machine (each probe is a child process that takes a second or more to start)."""
+    async for pair in live_emulator("keep", lifetime=60):
+        yield pair
+
+
+async def test_one_client_per_stream_url(keep_long: tuple[Emulator, Caller]) -> None:
     """A second client on a URL with an open session is refused and counted; the next token's
     URL opens beside the old one (a token switch)."""
-    emulator, caller = keep
+    emulator, caller = keep_long
     ca = ca_of(emulator)
     _, body = await caller.command("rtsp-01", "GenerateRtspStream")
     url = body["results"]["streamUrls"]["rtspUrl"]
@@ -217,7 +225,8 @@ async def test_one_client_per_stream_url(keep: tuple[Emulator, Caller]) -> None:
         "rtsp-01", "ExtendRtspStream", streamExtensionToken=body["results"]["streamExtensionToken"]
     )
     rotated = url.split("auth=")[0] + "auth=" + body["results"]["streamToken"]
-    assert (await probe(rotated, 5, ca))["frames"], "another URL of the same stream opens"
+    beside = await probe(rotated, 5, ca)
+    assert beside["frames"], f"another URL of the same stream opens: {beside}"
     assert (await first)["frames"]
     sessions = media_info(emulator)["sessions"]
     assert sessions["refused_in_use"] == 1

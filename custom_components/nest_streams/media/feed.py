@@ -103,7 +103,7 @@ class CameraFeed:
         self._consumers: set[Consumer] = set()
         self._gop: list[av.Packet[Any]] = []
         self._keyframe = asyncio.Event()
-        self._timeline = Timeline()
+        self._timeline = Timeline(name)
         self._want_until = -1.0
         self._retry: asyncio.TimerHandle | None = None
         self._idle: asyncio.TimerHandle | None = None

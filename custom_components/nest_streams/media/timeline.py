@@ -5,19 +5,31 @@ timestamp). The feed joins a session at one of its video key frames: from there 
 times are shifted so that the key frame follows the previous session's last frame by one
 frame's duration. Audio and video of a session are shifted alike, so they stay in sync.
 Presentation and decoding times keep their distance (B-frames keep their order).
+
+A session's sound may start on a clock of its own, or jump: FFmpeg times each RTP stream from
+its first packet until the stream's first RTCP sender report, then from the report's wall
+clock. When the sound's clock jumps (or a session's sound starts) more than `AUDIO_DRIFT`
+away from the picture, the sound is put back beside the picture: it plays on, in step,
+instead of waiting (silent) until its clock catches up.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
+import logging
 from typing import Any
 
 import av
+
+_LOGGER = logging.getLogger(__name__)
 
 VIDEO_CLOCK = Fraction(1, 90_000)
 """The feed's video time base (RTP's video clock)."""
 DEFAULT_FRAME = Fraction(1, 15)
 """A frame's duration until two frames were seen."""
+AUDIO_DRIFT = Fraction(1)
+"""Seconds a session's sound may be off its picture, after its clock jumped, before it is put
+back beside the picture."""
 
 
 class StreamClock:
@@ -25,7 +37,8 @@ class StreamClock:
 
     def __init__(self) -> None:
         """Nothing seen yet."""
-        self._last: Fraction | None = None
+        self.last: Fraction | None = None
+        """The latest packet's presentation time."""
         self._last_dts: Fraction | None = None
 
     def times(self, packet: av.Packet[Any]) -> tuple[Fraction, Fraction]:
@@ -34,8 +47,8 @@ class StreamClock:
         duration = Fraction(packet.duration or 0) * base if base else Fraction(0)
         if packet.pts is not None and base:
             pts = Fraction(packet.pts) * base
-        elif self._last is not None:
-            pts = self._last + duration  # FFmpeg leaves the first packets unstamped
+        elif self.last is not None:
+            pts = self.last + duration  # FFmpeg leaves the first packets unstamped
         else:
             pts = Fraction(0)
         if packet.dts is not None and base:
@@ -44,21 +57,26 @@ class StreamClock:
             dts = self._last_dts + duration
         else:
             dts = pts
-        self._last, self._last_dts = pts, dts
+        self.last, self._last_dts = pts, dts
         return pts, dts
 
 
 class Timeline:
     """Maps each session's times onto one clock that never goes back."""
 
-    def __init__(self) -> None:
-        """Start at zero."""
+    def __init__(self, name: str = "") -> None:
+        """Start at zero; `name` (the camera's) is for the log."""
+        self._name = name
         self._offset: Fraction | None = None
         """Added to the current session's times; None until it was joined at a key frame."""
         self._video = StreamClock()
         self._audio = StreamClock()
         self._last_video: Fraction | None = None
         self._last_audio: Fraction | None = None
+        self._audio_shift = Fraction(0)
+        """Added to the session's sound after its clock jumped away from the picture."""
+        self._audio_started = False
+        """Whether the session's sound was given out (checked against the picture) yet."""
         self._frame = DEFAULT_FRAME
 
     @property
@@ -71,6 +89,8 @@ class Timeline:
         self._offset = None
         self._video = StreamClock()
         self._audio = StreamClock()
+        self._audio_shift = Fraction(0)
+        self._audio_started = False
 
     def video(self, packet: av.Packet[Any]) -> av.Packet[Any] | None:
         """`packet` stamped on the feed's clock (VIDEO_CLOCK), or None before the session's
@@ -98,10 +118,21 @@ class Timeline:
     def audio(self, packet: av.Packet[Any]) -> av.Packet[Any] | None:
         """`packet` stamped on the feed's clock (in its own time base), or None before the
         session was joined or when it would overlap audio already given out."""
+        previous = self._audio.last
         pts, _ = self._audio.times(packet)
-        if self._offset is None:
+        if self._offset is None or self._last_video is None:
             return None
-        out = pts + self._offset
+        out = pts + self._offset + self._audio_shift
+        jumped = previous is not None and not 0 <= pts - previous <= AUDIO_DRIFT
+        if (jumped or not self._audio_started) and abs(out - self._last_video) > AUDIO_DRIFT:
+            _LOGGER.debug(
+                "%s: the sound was %.1f s off the picture; it is put back beside it",
+                self._name,
+                float(out - self._last_video),
+            )
+            self._audio_shift += self._last_video - out
+            out = self._last_video
+        self._audio_started = True
         if self._last_audio is not None and out <= self._last_audio:
             return None
         self._last_audio = out
