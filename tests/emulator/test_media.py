@@ -141,12 +141,14 @@ async def test_rtsp_session_ends_with_its_token_in_rotate_mode(
     await asyncio.sleep(LIFETIME / 2)
     extension = body["results"]["streamExtensionToken"]
     _, body = await caller.command("rtsp-01", "ExtendRtspStream", streamExtensionToken=extension)
+    rotated = url.split("auth=")[0] + "auth=" + body["results"]["streamToken"]
+    beside = asyncio.create_task(probe(rotated, LIFETIME, ca))  # well before the stream ends
     result = await session
     assert result["frames"], "video played"
     assert result["frames"][-1] < LIFETIME + 0.5
     assert result["ended"] == "eof"
-    rotated = url.split("auth=")[0] + "auth=" + body["results"]["streamToken"]
-    assert (await probe(rotated, 5, ca))["frames"], "the new token opens a new session"
+    new = await beside
+    assert new["frames"], f"the new token opens a new session: {new}"
 
 
 async def test_stopped_rtsp_stream_ends_its_sessions(keep: tuple[Emulator, Caller]) -> None:
