@@ -14,8 +14,10 @@ changed while the views play (an entry reload, as an options change does).
 
 Figures per camera: `first_frame_s` (opening the Live view to the first frame), `extensions`
 (accepted by the emulator between the first and the last frame), `longest_stall_s` (longest time
-without a new frame, the time after the last frame included), `stall_s` (the sum of every gap
-over 0.5 s), `audio` (`first_packet_s`, `longest_gap_s`, `packets`), `stream` (what the emulator
+without a new frame, the time after the last frame included; `longest_stall_since_extension_s`:
+how long after the last accepted extension it began), `stall_s` (the sum of every gap over
+0.5 s), `audio` (`first_packet_s`, `longest_gap_s`, `longest_gap_since_extension_s`,
+`packets`), `stream` (what the emulator
 served: `tls`, `gop_s`, `audio_codec`, `clients_per_url_max`) and, in `keep` mode, `reload`
 (`frames_resumed_s`: the first frame after the options change, counted from it).
 """
@@ -131,30 +133,46 @@ def figures(
     frames: list[float], opened: float, extensions: list[float], end: float
 ) -> dict[str, Any]:
     """The video figures of one camera (epoch seconds); the time from the last frame to `end`
-    (the end of the measurement) counts as a stall too."""
+    (the end of the measurement) counts as a stall too; the longest stall's distance from the
+    extension before it."""
     if not frames:
         return {"first_frame_s": None, "extensions": 0, "longest_stall_s": None, "stall_s": None}
     gaps = [b - a for a, b in itertools.pairwise([*frames, end])]
+    longest = max(range(len(gaps)), key=gaps.__getitem__)
     return {
         "first_frame_s": round(frames[0] - opened, 2),
         "extensions": sum(1 for t in extensions if frames[0] <= t <= frames[-1]),
-        "longest_stall_s": round(max(gaps, default=0.0), 2),
+        "longest_stall_s": round(gaps[longest], 2),
+        "longest_stall_since_extension_s": _since(extensions, frames[longest]),
         "stall_s": round(sum(gap for gap in gaps if gap > STALL_GAP_S), 2),
         "frames": len(frames),
         "played_s": round(frames[-1] - frames[0], 1),
     }
 
 
-def audio_figures(arrivals: list[list[float]], opened: float, end: float) -> dict[str, Any]:
-    """When audio packets rose (epoch ms, count): the first, the longest gap, how many."""
+def audio_figures(
+    arrivals: list[list[float]], opened: float, extensions: list[float], end: float
+) -> dict[str, Any]:
+    """When audio packets rose (epoch ms, count): the first, the longest gap (and how long
+    after an extension it began), how many."""
     if not arrivals:
         return {"first_packet_s": None, "longest_gap_s": None, "packets": 0}
     times = [at / 1000 for at, _ in arrivals]
+    gaps = [b - a for a, b in itertools.pairwise([*times, end])]
+    longest = max(range(len(gaps)), key=gaps.__getitem__)
     return {
         "first_packet_s": round(times[0] - opened, 2),
-        "longest_gap_s": round(max(b - a for a, b in itertools.pairwise([*times, end])), 2),
+        "longest_gap_s": round(gaps[longest], 2),
+        "longest_gap_since_extension_s": _since(extensions, times[longest]),
         "packets": int(arrivals[-1][1]),
     }
+
+
+def _since(extensions: list[float], at: float) -> float | None:
+    """Seconds from the last extension before `at` to `at` (a stall soon after one hints at
+    the token switch), None before the first."""
+    before = [t for t in extensions if t <= at]
+    return round(at - max(before), 2) if before else None
 
 
 def _nth_after(times: list[float], opened: float, n: int) -> float:
@@ -235,7 +253,9 @@ async def watch(browser: Browser, ha_url: str, emulator_url: str, mode: str) -> 
             for kind, entity in cameras.items():
                 shown = sorted(ms / 1000 for ms in frames.get(entity, []))
                 result[kind] = figures(shown, opened, times.get(devices[kind], []), now)
-                result[kind]["audio"] = audio_figures(audio.get(entity, []), opened, now)
+                result[kind]["audio"] = audio_figures(
+                    audio.get(entity, []), opened, times.get(devices[kind], []), now
+                )
                 result[kind]["stream"] = {
                     "tls": media["tls"],
                     "gop_s": media["gop_s"],
