@@ -16,10 +16,11 @@ Figures per camera: `first_frame_s` (opening the Live view to the first frame), 
 (accepted by the emulator between the first and the last frame), `longest_stall_s` (longest time
 without a new frame, the time after the last frame included; `longest_stall_since_extension_s`:
 how long after the last accepted extension it began), `stall_s` (the sum of every gap over
-0.5 s), `audio` (`first_packet_s`, `longest_gap_s`, `longest_gap_since_extension_s`,
-`packets`), `stream` (what the emulator
-served: `tls`, `gop_s`, `audio_codec`, `clients_per_url_max`) and, in `keep` mode, `reload`
-(`frames_resumed_s`: the first frame after the options change, counted from it).
+0.5 s) and `stalls` (each of them: when, how long, how long after an extension), `audio`
+(`first_packet_s`, `longest_gap_s`, `longest_gap_since_extension_s`, `packets`), `stream`
+(what the emulator served: `tls`, `gop_s`, `audio_codec`, `clients_per_url_max`) and, in
+`keep` mode, `reload` (`frames_resumed_s`: the first frame after the options change, counted
+from it).
 """
 
 from __future__ import annotations
@@ -145,6 +146,12 @@ def figures(
         "longest_stall_s": round(gaps[longest], 2),
         "longest_stall_since_extension_s": _since(extensions, frames[longest]),
         "stall_s": round(sum(gap for gap in gaps if gap > STALL_GAP_S), 2),
+        "stalls": [  # each over STALL_GAP_S: when (since the Live view opened), how long, and
+            # how long after the extension before it
+            [round(frames[i] - opened, 2), round(gap, 2), _since(extensions, frames[i])]
+            for i, gap in enumerate(gaps)
+            if gap > STALL_GAP_S
+        ],
         "frames": len(frames),
         "played_s": round(frames[-1] - frames[0], 1),
     }
