@@ -59,7 +59,7 @@ logger:
   default: warning
   logs:
     custom_components.nest_streams: info
-    custom_components.nest_streams.media.timeline: debug
+    custom_components.nest_streams.media: debug
 lovelace:
   dashboards:
     {DASHBOARD}:

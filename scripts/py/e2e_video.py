@@ -18,7 +18,8 @@ without a new frame, the time after the last frame included; `longest_stall_sinc
 how long after the last accepted extension it began), `stall_s` (the sum of every gap over
 0.5 s) and `stalls` (each of them: when, how long, how long after an extension), `audio`
 (`first_packet_s`, `longest_gap_s`, `longest_gap_since_extension_s`, `packets`), `stream`
-(what the emulator served: `tls`, `gop_s`, `audio_codec`, `clients_per_url_max`) and, in
+(what the emulator served: `tls`, `gop_s`, `audio_codec`, `clients_per_url_max`, and its RTSP
+`sessions` of every camera: opened, refused for their token or a URL in use) and, in
 `keep` mode, `reload` (`frames_resumed_s`: the first frame after the options change, counted
 from it).
 """
@@ -268,6 +269,7 @@ async def watch(browser: Browser, ha_url: str, emulator_url: str, mode: str) -> 
                     "gop_s": media["gop_s"],
                     "audio_codec": media["audio_codec"],
                     "clients_per_url_max": media["clients_per_url_max"],
+                    "sessions": media["sessions"],  # the server's, of every camera
                 }
                 if reloaded is not None:
                     after = [t for t in shown if t >= reloaded]
@@ -329,7 +331,15 @@ async def measure(browser: Browser, mode: str) -> dict[str, Any]:
         gop=4.0,
     )
     async with running(options) as (ha, emulator):
-        return await watch(browser, ha, emulator, mode)
+        result = await watch(browser, ha, emulator, mode)
+    # What the relay said (its token switches, a new URL that did not open, a sound put back
+    # beside its picture): the first place to look when a target is missed.
+    log = options.config / "home-assistant.log"
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    for line in lines:
+        if "custom_components.nest_streams.media" in line:
+            say(f"{mode}: HA: {line}")
+    return result
 
 
 def check(results: dict[str, dict[str, Any]]) -> list[str]:

@@ -246,6 +246,7 @@ class CameraFeed:
             self._session, self._next = session, None
             self._timeline.new_session()
             self.switches += 1
+            _LOGGER.debug("%s: the new stream URL plays from its first key frame", self.name)
         if session is not self._session:
             return
         if not video:
