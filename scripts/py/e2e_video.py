@@ -14,9 +14,10 @@ changed while the views play (an entry reload, as an options change does).
 
 Figures per camera: `first_frame_s` (opening the Live view to the first frame), `extensions`
 (accepted by the emulator between the first and the last frame), `longest_stall_s` (longest time
-without a new frame, the time after the last frame included; `longest_stall_since_extension_s`:
-how long after the last accepted extension it began), `stall_s` (the sum of every gap over
-0.5 s) and `stalls` (each of them: when, how long, how long after an extension), `audio`
+without a new frame, the time after the last frame included; `longest_stall_at_s` when it began,
+`longest_stall_since_extension_s` how long after the last accepted extension), `stall_s` (the sum of every gap over
+0.5 s) and `stalls` (each of them: when, how long, how long after an extension; and
+`extensions_at_s`, when each came), `audio`
 (`first_packet_s`, `longest_gap_s`, `longest_gap_since_extension_s`, `packets`), `stream`
 (what the emulator served: `tls`, `gop_s`, `audio_codec`, `clients_per_url_max`, and its RTSP
 `sessions` of every camera: opened, refused for their token or a URL in use) and, in
@@ -145,6 +146,7 @@ def figures(
         "first_frame_s": round(frames[0] - opened, 2),
         "extensions": sum(1 for t in extensions if frames[0] <= t <= frames[-1]),
         "longest_stall_s": round(gaps[longest], 2),
+        "longest_stall_at_s": round(frames[longest] - opened, 2),
         "longest_stall_since_extension_s": _since(extensions, frames[longest]),
         "stall_s": round(sum(gap for gap in gaps if gap > STALL_GAP_S), 2),
         "stalls": [  # each over STALL_GAP_S: when (since the Live view opened), how long, and
@@ -153,6 +155,7 @@ def figures(
             for i, gap in enumerate(gaps)
             if gap > STALL_GAP_S
         ],
+        "extensions_at_s": [round(t - opened, 2) for t in extensions if t >= opened],
         "frames": len(frames),
         "played_s": round(frames[-1] - frames[0], 1),
     }
