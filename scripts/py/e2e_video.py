@@ -12,17 +12,20 @@ page when each <video> presents a frame (`requestVideoFrameCallback`) and when e
 audio packets arrive (the player's WebRTC stats). In `keep` mode the integration's options are
 changed while the views play (an entry reload, as an options change does).
 
-Figures per camera: `first_frame_s` (opening the Live view to the first frame), `extensions`
-(accepted by the emulator between the first and the last frame), `longest_stall_s` (longest time
-without a new frame, the time after the last frame included; `longest_stall_at_s` when it began,
-`longest_stall_since_extension_s` how long after the last accepted extension), `stall_s` (the sum of every gap over
-0.5 s) and `stalls` (each of them: when, how long, how long after an extension; and
-`extensions_at_s`, when each came), `audio`
-(`first_packet_s`, `longest_gap_s`, `longest_gap_since_extension_s`, `packets`), `stream`
-(what the emulator served: `tls`, `gop_s`, `audio_codec`, `clients_per_url_max`, and its RTSP
-`sessions` of every camera: opened, refused for their token or a URL in use) and, in
-`keep` mode, `reload` (`frames_resumed_s`: the first frame after the options change, counted
-from it).
+Figures per camera:
+- `first_frame_s`: opening the Live view to the first frame;
+- `extensions`: accepted by the emulator between the first and the last frame
+  (`extensions_at_s`: when each came, since the Live view opened);
+- `longest_stall_s`: the longest time without a new frame, the time after the last frame
+  included (`longest_stall_at_s`: when it began; `longest_stall_since_extension_s`: how long
+  after the last extension);
+- `stall_s`: the sum of every gap over 0.5 s; `stalls`: each of them (when, how long, how long
+  after an extension);
+- `audio`: `first_packet_s`, `longest_gap_s`, `longest_gap_since_extension_s`, `packets`;
+- `stream`: what the emulator served (`tls`, `gop_s`, `audio_codec`, `clients_per_url_max`) and
+  its RTSP `sessions` of every camera (opened, refused for their token or a URL in use);
+- in `keep` mode, `reload`: `frames_resumed_s`, the first frame after the options change,
+  counted from it.
 """
 
 from __future__ import annotations
