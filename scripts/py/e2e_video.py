@@ -259,10 +259,16 @@ async def watch(browser: Browser, ha_url: str, emulator_url: str, mode: str) -> 
     async with aiohttp.ClientSession() as session:
         while True:
             await asyncio.sleep(5)
-            frames: dict[str, list[float]] = await page.evaluate("window.__frames")
-            audio: dict[str, list[list[float]]] = await page.evaluate("window.__audio")
+            # The end of the measurement is the moment the page's records were read (its own
+            # clock): a later moment would count the time the emulator takes to answer below
+            # as a stall at the end.
+            page_state: dict[str, Any] = await page.evaluate(
+                "({frames: window.__frames, audio: window.__audio, now: Date.now()})"
+            )
+            frames: dict[str, list[float]] = page_state["frames"]
+            audio: dict[str, list[list[float]]] = page_state["audio"]
+            now = page_state["now"] / 1000
             times, media = await emulator_state(session, emulator_url)
-            now = time.time()
             result: dict[str, Any] = {}
             for kind, entity in cameras.items():
                 shown = sorted(ms / 1000 for ms in frames.get(entity, []))
