@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from fractions import Fraction
+import logging
 import os
 from pathlib import Path
 import threading
@@ -12,7 +13,9 @@ from typing import Any
 
 import av
 import numpy as np
+import pytest
 
+from custom_components.nest_streams.media import audio as audio_module
 from custom_components.nest_streams.media.audio import OpusTranscoder
 from custom_components.nest_streams.media.session import AudioFormat
 
@@ -74,3 +77,17 @@ async def test_the_sound_is_opus_and_its_thread_ends_with_it() -> None:
         await asyncio.sleep(0.05)
     assert not any(t.name == "nest_streams_audio" for t in threading.enumerate())
     assert transcoder.stopped
+
+
+async def test_a_transcoder_that_falls_behind_drops_new_sound_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Past `MAX_PENDING` waiting packets, new ones are dropped and counted; logged once."""
+    caplog.set_level(logging.DEBUG, logger=audio_module.__name__)
+    transcoder = OpusTranscoder(lambda: None)
+    transcoder._thread = threading.Thread()  # stands for a thread that stopped reading
+    for _ in range(audio_module.MAX_PENDING + 3):
+        transcoder.on_audio(av.Packet(b"a"))
+    assert transcoder.dropped == 3
+    behind = [m for m in caplog.messages if "behind" in m]
+    assert behind == [f"the sound's transcoder is {audio_module.MAX_PENDING} packets behind"]

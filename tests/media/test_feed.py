@@ -185,3 +185,28 @@ async def test_the_end_of_the_stream_closes_the_session_and_clears_its_problem(
     assert late.ended == ["closed"]
     feed.set_url("rtsps://cam?auth=2")
     assert feed.url is None, "a closed feed takes no URL"
+
+
+async def test_a_picture_without_its_sound_is_logged_once(
+    opened: MagicMock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A session whose sound stops while its picture plays says so once (debug), and again
+    when the sound is back."""
+    monkeypatch.setattr(feed_module, "SILENCE", 0.05)
+    caplog.set_level(logging.DEBUG, logger=feed_module.__name__)
+    feed = CameraFeed("Porch", ca_file=None)
+    feed.set_url("rtsps://cam?auth=1")
+    feed.subscribe(Recorder())
+    session = session_of(feed)
+    session.audio = MagicMock()
+    feed._deliver(session, True, packet(KEY, 0, key=True))
+    feed._deliver(session, False, packet(b"a", 0))
+    feed._deliver(session, True, packet(DELTA, 100))
+    await asyncio.sleep(0.1)
+    for at in (200, 300):
+        feed._deliver(session, True, packet(DELTA, at))
+    silent = [m for m in caplog.messages if "no sound" in m]
+    assert silent == ["Porch: the picture plays; no sound for 0.05 s"]
+    feed._deliver(session, False, packet(b"a", 300))
+    assert "Porch: the stream's sound is back" in caplog.messages
+    feed.close("done")

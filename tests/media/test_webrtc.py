@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from pathlib import Path
 
 import aioice.ice
+import av
 import pytest
 
+from custom_components.nest_streams.media import webrtc as webrtc_module
 from custom_components.nest_streams.media.feed import CameraFeed
-from custom_components.nest_streams.media.webrtc import RelayError, RelayPeer
+from custom_components.nest_streams.media.webrtc import AudioTrack, RelayError, RelayPeer
 
 from ..common import CHROME_OFFER
 
@@ -59,3 +62,19 @@ async def test_a_viewer_that_leaves_while_answered_leaves_no_socket() -> None:
     assert udp_sockets() == before
     assert feed.consumers == 0
     assert closed == [None] * 40, "a viewer that left is not told why"
+
+
+async def test_a_viewer_behind_on_sound_loses_its_oldest_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A viewer's sound queue keeps the newest packets; falling behind is logged once."""
+    caplog.set_level(logging.DEBUG, logger=webrtc_module.__name__)
+    track = AudioTrack()
+    packets = [av.Packet(bytes([n])) for n in range(webrtc_module.MAX_QUEUED_AUDIO + 3)]
+    for packet in packets:
+        track.put(packet)
+    assert [m for m in caplog.messages if "behind" in m] == [
+        f"a viewer's sound is {webrtc_module.MAX_QUEUED_AUDIO} packets behind"
+    ]
+    assert await track.recv() is packets[3]
+    track.stop()

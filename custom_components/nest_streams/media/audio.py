@@ -56,6 +56,7 @@ class OpusTranscoder:
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self.dropped = 0
+        self._dropping = False
         self.encoded = 0
 
     def stop(self) -> None:
@@ -106,7 +107,12 @@ class OpusTranscoder:
         try:
             self._packets.put_nowait(packet)
         except queue.Full:
+            if not self._dropping:
+                _LOGGER.debug("the sound's transcoder is %d packets behind", MAX_PENDING)
+            self._dropping = True
             self.dropped += 1
+        else:
+            self._dropping = False
 
     def _publish(self, packet: av.Packet[Any]) -> None:
         for listener in list(self._listeners):

@@ -37,6 +37,8 @@ BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 IDLE_TIMEOUT = 30.0
 """Seconds a session stays open after the last still image was asked for (the dashboard's
 cards ask every 10 s while they are shown)."""
+SILENCE = 3.0
+"""Seconds a session's picture may play on without its sound before that is logged (debug)."""
 MAX_GOP_PACKETS = 900
 """A GOP longer than this (a minute at 15 fps: a broken source) is not kept."""
 _SPS = 7
@@ -116,6 +118,10 @@ class CameraFeed:
         """Sessions opened so far."""
         self.switches = 0
         """Token switches made at a key frame so far."""
+        self._heard = 0.0
+        """When the current session's sound last came (monotonic); 0: none yet."""
+        self._silent = False
+        """Whether the current session's picture plays without its sound (logged once)."""
 
     # -- what the HA layer says ------------------------------------------------------------------
 
@@ -228,6 +234,7 @@ class CameraFeed:
             self._session = self._open(self._url)
             self._timeline.new_session()
             self._played = False
+            self._heard, self._silent = 0.0, False
 
     def _open(self, url: str) -> RtspSession:
         session = RtspSession(url, self._loop, self._deliver, self._ended, ca_file=self._ca_file)
@@ -250,10 +257,13 @@ class CameraFeed:
         if session is not self._session:
             return
         if not video:
+            self._heard_now()
             if (stamped := self._timeline.audio(packet)) is not None:
                 for consumer in list(self._consumers):
                     consumer.on_audio(stamped)
             return
+        if session.audio is not None and self._heard:
+            self._check_sound()
         if packet.is_keyframe:
             packet = with_parameter_sets(packet, session.video_extradata)
         if (stamped := self._timeline.video(packet)) is None:
@@ -271,6 +281,18 @@ class CameraFeed:
             self._gop = []
         for consumer in list(self._consumers):
             consumer.on_video(stamped)
+
+    def _heard_now(self) -> None:
+        if self._silent:
+            self._silent = False
+            _LOGGER.debug("%s: the stream's sound is back", self.name)
+        self._heard = time.monotonic()
+
+    def _check_sound(self) -> None:
+        """A picture that plays on without its sound for `SILENCE` seconds is logged (debug)."""
+        if not self._silent and time.monotonic() - self._heard > SILENCE:
+            self._silent = True
+            _LOGGER.debug("%s: the picture plays; no sound for %g s", self.name, SILENCE)
 
     def _ended(self, session: RtspSession, reason: str | None) -> None:
         if session is self._next:

@@ -153,10 +153,17 @@ class AudioTrack(MediaStreamTrack):
         super().__init__()
         self._queue: deque[av.Packet[Any]] = deque(maxlen=MAX_QUEUED_AUDIO)
         self._ready = asyncio.Event()
+        self._behind = False
 
     def put(self, packet: av.Packet[Any]) -> None:
-        """An Opus packet of the camera."""
+        """An Opus packet of the camera (the oldest is dropped when the viewer is behind)."""
         if self.readyState == "live":
+            if len(self._queue) == self._queue.maxlen:
+                if not self._behind:
+                    _LOGGER.debug("a viewer's sound is %d packets behind", self._queue.maxlen)
+                self._behind = True
+            else:
+                self._behind = False
             self._queue.append(packet)
             self._ready.set()
 
