@@ -126,6 +126,11 @@ class NestStreamsCoordinator(DataUpdateCoordinator[dict[str, CameraInfo]]):
         return frozenset(self._saved.stopped)
 
     @property
+    def capacity(self) -> int:
+        """Cameras the project's quota keeps alive now."""
+        return self.scheduler.capacity
+
+    @property
     def stats(self) -> QueueStats:
         """The command queue's statistics."""
         return self.scheduler.stats()

@@ -23,7 +23,7 @@ async def async_get_config_entry_diagnostics(
     coordinator = entry.runtime_data.coordinator
     data = {
         "entry": {"data": dict(entry.data), "options": dict(entry.options)},
-        "capacity": coordinator.scheduler.capacity,
+        "capacity": coordinator.capacity,
         "lead_seconds": coordinator.scheduler.lead(),
         "over_capacity": list(coordinator.scheduler.over_capacity),
         "user_stopped": sorted(coordinator.user_stopped),

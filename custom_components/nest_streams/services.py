@@ -107,7 +107,7 @@ def _judge(hass: HomeAssistant, call: ServiceCall) -> _Verdict:
                         translation_key="over_capacity",
                         translation_placeholders={
                             "entity_id": ", ".join(names),
-                            "capacity": str(camera.coordinator.scheduler.capacity),
+                            "capacity": str(camera.coordinator.capacity),
                         },
                     )
                 )
