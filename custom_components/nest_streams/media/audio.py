@@ -58,6 +58,8 @@ class OpusTranscoder:
         self.dropped = 0
         self._dropping = False
         self.encoded = 0
+        self.refused = 0
+        """AAC packets that could not be transcoded (skipped)."""
 
     def stop(self) -> None:
         """Stop the thread (at its next packet)."""
@@ -119,41 +121,81 @@ class OpusTranscoder:
             listener(packet)
 
     def _run(self, audio: AudioFormat) -> None:
+        """The thread: every packet transcoded in turn. A packet that cannot be (the decoder,
+        the resampler or the encoder refused it) is skipped: the sound goes on with the next
+        one. Should the thread end all the same, the transcoder is stopped, so that the next
+        viewer gets a new one instead of a silent one."""
+        try:
+            opus = _Opus(audio)
+            refused = False
+            while (packet := self._packets.get()) is not None and not self._stopped.is_set():
+                try:
+                    encoded = opus.transcode(packet)
+                except (av.FFmpegError, ValueError) as err:
+                    if not refused:
+                        _LOGGER.debug("an AAC packet could not be transcoded: %s", err)
+                    refused = True
+                    self.refused += 1
+                    continue
+                refused = False
+                for opus_packet in encoded:
+                    self.encoded += 1
+                    self._loop.call_soon_threadsafe(self._publish, opus_packet)
+        finally:
+            self._stopped.set()
+
+
+class _Opus:
+    """The codecs of one transcoder's thread: AAC decoder, resampler, Opus encoder."""
+
+    def __init__(self, audio: AudioFormat) -> None:
         decoder: Any = av.CodecContext.create(audio.codec, "r")
         decoder.sample_rate = audio.sample_rate
         decoder.layout = "mono" if audio.channels == 1 else "stereo"
         if audio.extradata:
             decoder.extradata = audio.extradata
-        resampler = AudioResampler(format="s16", layout="mono", rate=OPUS_RATE)
+        self._decoder = decoder
+        self._resampler = _resampler()
         encoder: Any = av.CodecContext.create("libopus", "w")
         encoder.sample_rate = OPUS_RATE
         encoder.layout = "mono"
         encoder.format = "s16"
         encoder.bit_rate = OPUS_BITRATE
         encoder.time_base = OPUS_CLOCK
-        fifo = AudioFifo()
-        next_pts: int | None = None
-        packets = self._packets
-        while (packet := packets.get()) is not None and not self._stopped.is_set():
+        self._encoder = encoder
+        self._fifo = AudioFifo()
+        self._next_pts: int | None = None
+
+    def transcode(self, packet: av.Packet[Any]) -> list[av.Packet[Any]]:
+        """The Opus packets `packet` completes (on the feed's clock); raises what PyAV raises
+        for a packet it cannot use."""
+        frames = self._decoder.decode(packet)
+        at = round(Fraction(packet.pts or 0) * packet.time_base / OPUS_CLOCK)
+        fifo = self._fifo
+        if self._next_pts is None or abs(at - self._next_pts - fifo.samples) > RESYNC / OPUS_CLOCK:
+            self._next_pts, fifo = at, AudioFifo()  # a gap: back on the feed's clock
+            self._fifo = fifo
+        for frame in frames:
             try:
-                frames = decoder.decode(packet)
-            except av.FFmpegError as err:
-                _LOGGER.debug("an AAC packet could not be decoded: %s", err)
-                continue
-            at = round(Fraction(packet.pts or 0) * packet.time_base / OPUS_CLOCK)
-            if next_pts is None or abs(at - next_pts - fifo.samples) > RESYNC / OPUS_CLOCK:
-                next_pts, fifo = at, AudioFifo()  # a gap: back on the feed's clock
-            for frame in frames:
-                for resampled in resampler.resample(frame):
-                    resampled.pts = None
-                    fifo.write(resampled)
-            while fifo.samples >= OPUS_FRAME and (chunk := fifo.read(OPUS_FRAME)) is not None:
-                chunk.pts, chunk.time_base = next_pts, OPUS_CLOCK
-                next_pts += OPUS_FRAME
-                for encoded in encoder.encode(chunk):
-                    if encoded.pts is None:
-                        encoded.pts = chunk.pts
-                    encoded.dts = encoded.pts
-                    encoded.time_base = OPUS_CLOCK
-                    self.encoded += 1
-                    self._loop.call_soon_threadsafe(self._publish, encoded)
+                resampled_frames = self._resampler.resample(frame)
+            except ValueError:  # the decoder's output changed: resample it anew
+                self._resampler = _resampler()
+                resampled_frames = self._resampler.resample(frame)
+            for resampled in resampled_frames:
+                resampled.pts = None
+                fifo.write(resampled)
+        encoded: list[av.Packet[Any]] = []
+        while fifo.samples >= OPUS_FRAME and (chunk := fifo.read(OPUS_FRAME)) is not None:
+            chunk.pts, chunk.time_base = self._next_pts, OPUS_CLOCK
+            self._next_pts += OPUS_FRAME
+            for opus_packet in self._encoder.encode(chunk):
+                if opus_packet.pts is None:
+                    opus_packet.pts = chunk.pts
+                opus_packet.dts = opus_packet.pts
+                opus_packet.time_base = OPUS_CLOCK
+                encoded.append(opus_packet)
+        return encoded
+
+
+def _resampler() -> AudioResampler:
+    return AudioResampler(format="s16", layout="mono", rate=OPUS_RATE)

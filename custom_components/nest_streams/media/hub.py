@@ -86,6 +86,8 @@ class CameraMedia:
     def _audio(self) -> OpusTranscoder:
         """The camera's sound as Opus, started by the first viewer (and kept, see above)."""
         if self._transcoder is None or self._transcoder.stopped:
+            if self._transcoder is not None and self._listening:
+                self.feed.unsubscribe(self._transcoder)  # its thread ended: a new one
             self._transcoder = OpusTranscoder(lambda: self.feed.audio_format)
             self._listening = False
         if not self._listening:
