@@ -345,11 +345,12 @@ async def measure(browser: Browser, mode: str) -> dict[str, Any]:
     async with running(options) as (ha, emulator):
         result = await watch(browser, ha, emulator, mode)
     # What the relay said (its token switches, a new URL that did not open, a sound put back
-    # beside its picture): the first place to look when a target is missed.
+    # beside its picture) and any ERROR (a thread's uncaught exception is logged by HA's root
+    # logger): the first place to look when a target is missed.
     log = options.config / "home-assistant.log"
     lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
     for line in lines:
-        if "custom_components.nest_streams.media" in line:
+        if "custom_components.nest_streams.media" in line or " ERROR (" in line:
             say(f"{mode}: HA: {line}")
     return result
 
