@@ -210,3 +210,29 @@ async def test_a_picture_without_its_sound_is_logged_once(
     feed._deliver(session, False, packet(b"a", 300))
     assert "Porch: the stream's sound is back" in caplog.messages
     feed.close("done")
+
+
+async def test_sound_the_timeline_drops_counts_as_no_sound(
+    opened: MagicMock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sound that arrives but is not given out (its time stands still behind what was given)
+    is logged as no sound: what the viewers hear is what counts."""
+    monkeypatch.setattr(feed_module, "SILENCE", 0.05)
+    caplog.set_level(logging.DEBUG, logger=feed_module.__name__)
+    feed = CameraFeed("Porch", ca_file=None)
+    feed.set_url("rtsps://cam?auth=1")
+    recorder = Recorder()
+    feed.subscribe(recorder)
+    session = session_of(feed)
+    session.audio = MagicMock()
+    feed._deliver(session, True, packet(KEY, 0, key=True))
+    feed._deliver(session, False, packet(b"a", 0))
+    for at in (100, 200, 300):
+        await asyncio.sleep(0.03)
+        feed._deliver(session, False, packet(b"a", 0))  # the same time again: dropped
+        feed._deliver(session, True, packet(DELTA, at))
+    assert len(recorder.audio) == 1
+    assert [m for m in caplog.messages if "no sound" in m] == [
+        "Porch: the picture plays; no sound for 0.05 s"
+    ]
+    feed.close("done")

@@ -257,8 +257,8 @@ class CameraFeed:
         if session is not self._session:
             return
         if not video:
-            self._heard_now()
             if (stamped := self._timeline.audio(packet)) is not None:
+                self._heard_now()  # given out: sound the timeline drops counts as none
                 for consumer in list(self._consumers):
                     consumer.on_audio(stamped)
             return
