@@ -206,7 +206,10 @@ async def test_a_picture_without_its_sound_is_logged_once(
     for at in (200, 300):
         feed._deliver(session, True, packet(DELTA, at))
     silent = [m for m in caplog.messages if "no sound" in m]
-    assert silent == ["Porch: the picture plays; no sound for 0.05 s"]
+    assert silent == [
+        "Porch: the picture plays; no sound for 0.05 s (1 sound packets this session, 0 held "
+        "back; the latest at 0.00 s, the last given out at 0.00 s, the picture at 0.10 s)"
+    ]
     feed._deliver(session, False, packet(b"a", 300))
     assert "Porch: the stream's sound is back" in caplog.messages
     feed.close("done")
@@ -233,6 +236,7 @@ async def test_sound_the_timeline_drops_counts_as_no_sound(
         feed._deliver(session, True, packet(DELTA, at))
     assert len(recorder.audio) == 1
     assert [m for m in caplog.messages if "no sound" in m] == [
-        "Porch: the picture plays; no sound for 0.05 s"
+        "Porch: the picture plays; no sound for 0.05 s (3 sound packets this session, 2 held "
+        "back; the latest at 0.00 s, the last given out at 0.00 s, the picture at 0.10 s)"
     ]
     feed.close("done")

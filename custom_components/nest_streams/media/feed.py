@@ -292,7 +292,12 @@ class CameraFeed:
         """A picture that plays on without its sound for `SILENCE` seconds is logged (debug)."""
         if not self._silent and time.monotonic() - self._heard > SILENCE:
             self._silent = True
-            _LOGGER.debug("%s: the picture plays; no sound for %g s", self.name, SILENCE)
+            _LOGGER.debug(
+                "%s: the picture plays; no sound for %g s (%s)",
+                self.name,
+                SILENCE,
+                self._timeline.sound_report(),
+            )
 
     def _ended(self, session: RtspSession, reason: str | None) -> None:
         if session is self._next:

@@ -78,6 +78,12 @@ class Timeline:
         self._audio_started = False
         """Whether the session's sound was given out (checked against the picture) yet."""
         self._frame = DEFAULT_FRAME
+        self._sound_in = 0
+        """Sound packets of the session so far."""
+        self._sound_held = 0
+        """Sound packets not given out since the last one that was."""
+        self._last_out: Fraction | None = None
+        """Where the session's latest sound packet fell on the feed's clock."""
 
     @property
     def joined(self) -> bool:
@@ -91,6 +97,20 @@ class Timeline:
         self._audio = StreamClock()
         self._audio_shift = Fraction(0)
         self._audio_started = False
+        self._sound_in = self._sound_held = 0
+        self._last_out = None
+
+    def sound_report(self) -> str:
+        """The session's sound on the feed's clock, for the debug log."""
+
+        def at(time: Fraction | None) -> str:
+            return "none" if time is None else f"{float(time):.2f} s"
+
+        return (
+            f"{self._sound_in} sound packets this session, {self._sound_held} held back; the "
+            f"latest at {at(self._last_out)}, the last given out at {at(self._last_audio)}, "
+            f"the picture at {at(self._last_video)}"
+        )
 
     def video(self, packet: av.Packet[Any]) -> av.Packet[Any] | None:
         """`packet` stamped on the feed's clock (VIDEO_CLOCK), or None before the session's
@@ -120,6 +140,8 @@ class Timeline:
         session was joined or when it would overlap audio already given out."""
         previous = self._audio.last
         pts, _ = self._audio.times(packet)
+        self._sound_in += 1
+        self._sound_held += 1
         if self._offset is None or self._last_video is None:
             return None
         out = pts + self._offset + self._audio_shift
@@ -133,8 +155,10 @@ class Timeline:
             self._audio_shift += self._last_video - out
             out = self._last_video
         self._audio_started = True
+        self._last_out = out
         if self._last_audio is not None and out <= self._last_audio:
             return None
+        self._sound_held = 0
         self._last_audio = out
         base = packet.time_base or Fraction(1, 90_000)
         packet.pts = packet.dts = round(out / base)
