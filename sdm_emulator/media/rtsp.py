@@ -52,6 +52,10 @@ class SessionStats:
     """The most clients that wanted one URL at the same time (the refused one counted)."""
     open: int = 0
     """Sessions open now (opened and not yet closed by either side)."""
+    ended: int = 0
+    """Sessions whose media ended (the server said what it sent)."""
+    silent: int = 0
+    """Of them, those that sent picture but no sound (the stream has sound)."""
 
 
 class RtspServer:
@@ -152,6 +156,14 @@ class RtspServer:
                 continue
             if event.get("event") == "closed":
                 stats.open = max(0, stats.open - 1)
+                continue
+            if event.get("event") == "media":
+                stats.ended += 1
+                if event["video"] > 0 and event["audio"] == 0:
+                    stats.silent += 1
+                    _LOGGER.warning(
+                        "an RTSP session sent %d video buffers and no sound", event["video"]
+                    )
                 continue
             stats.clients_per_url_max = max(stats.clients_per_url_max, int(event["clients"]))
             if not event["refused"]:

@@ -26,8 +26,9 @@ Only the newest token of a live stream may open a session; any other DESCRIBE is
 (401). Google allows one client per stream URL: a second session on a token that has one open
 is refused (403; GUESS: Google's answer is unpublished). It prints `READY <port>` once it
 listens, then one JSON line per session opened or refused (`{"event": "session", "stream": S,
-"clients": n, "refused": bool, "reason": ...}`, `clients` counting the newcomer), and ends when
-stdin closes.
+"clients": n, "refused": bool, "reason": ...}`, `clients` counting the newcomer), one per
+session's media when it ends (`{"event": "media", "video": n, "audio": n}`: the buffers its
+sources took, audio -1 without sound), and ends when stdin closes.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ class Camera:
         self._launch = launch
         self._lock = threading.Lock()
         self._sessions: list[tuple[Gst.Element, Gst.Element | None]] = []
+        self._pushed: dict[Gst.Element, list[int]] = {}
+        """Per session (its video source): video and audio buffers its sources took."""
         self._pipeline: Gst.Element | None = None
         self._stop: int | None = None
         self.parameter_sets = b""
@@ -124,12 +127,17 @@ class Camera:
             if self.parameter_sets:
                 video.emit("push-buffer", Gst.Buffer.new_wrapped(self.parameter_sets))
             self._sessions.append((video, audio))
+            self._pushed[video] = [0, 0 if audio is not None else -1]
 
     def remove(self, video: Gst.Element) -> None:
-        """A session ended (main loop); the camera stops a little after the last one."""
+        """A session ended (main loop); the camera stops a little after the last one. Says
+        how many video and audio buffers the session's sources took (-1: no audio)."""
         with self._lock:
             self._sessions = [entry for entry in self._sessions if entry[0] is not video]
             idle = not self._sessions
+            pushed = self._pushed.pop(video, None)
+        if pushed is not None:
+            _event("media", video=pushed[0], audio=pushed[1])
         if idle and self._pipeline is not None and self._stop is None:
             self._stop = GLib.timeout_add(int(LINGER * 1000), self._stop_if_idle)
 
@@ -154,14 +162,17 @@ class Camera:
                 if units:
                     self.parameter_sets = b"".join(units)
         with self._lock:
-            targets = [video if is_video else audio for video, audio in self._sessions]
-        for target in targets:
+            targets = [(video, video if is_video else audio) for video, audio in self._sessions]
+        for session, target in targets:
             if target is not None:
                 if target.get_property("caps") is None:
                     target.set_property("caps", sample.get_caps())
                 copy = buffer.copy()
                 copy.pts = copy.dts = Gst.CLOCK_TIME_NONE  # appsrc stamps it on arrival
-                target.emit("push-buffer", copy)
+                if target.emit("push-buffer", copy) == Gst.FlowReturn.OK:
+                    with self._lock:
+                        if (counts := self._pushed.get(session)) is not None:
+                            counts[0 if is_video else 1] += 1
         return Gst.FlowReturn.OK
 
 

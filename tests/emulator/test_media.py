@@ -239,6 +239,12 @@ async def test_one_client_per_stream_url(keep_long: tuple[Emulator, Caller]) -> 
             break
         await asyncio.sleep(0.1)
     assert media_info(emulator)["sessions"]["open"] == 0
+    for _ in range(50):  # and what each session's media sent, when it ends
+        if media_info(emulator)["sessions"]["ended"] == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert media_info(emulator)["sessions"]["ended"] == 2
+    assert media_info(emulator)["sessions"]["silent"] == 0  # both sent their sound
 
 
 def test_offers_are_checked_as_google_does() -> None:
