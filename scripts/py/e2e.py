@@ -51,7 +51,7 @@ from develop import (
     running,
     start_up_errors,
 )
-from e2e_video import login as log_in_page, video_checks
+from e2e_video import login as log_in_page, repeated_checks, video_checks
 
 sys.path.insert(0, str(ROOT))
 
@@ -399,13 +399,17 @@ async def first_still_age(
 
 
 async def video() -> None:
-    """The video checks in a browser of their own."""
+    """The video checks in a browser of their own (`--repeat MODE N`: MODE only, N times)."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         try:
-            await video_checks(browser)
+            if "--repeat" in sys.argv:
+                at = sys.argv.index("--repeat")
+                await repeated_checks(browser, sys.argv[at + 1], int(sys.argv[at + 2]))
+            else:
+                await video_checks(browser)
         finally:
             await browser.close()
 
@@ -413,7 +417,9 @@ async def video() -> None:
 async def main() -> None:
     """Bring everything up, run the browser checks, tear down; then the video checks.
 
-    `--video-only` skips the dashboard checks, `--no-video` the video checks.
+    `--video-only` skips the dashboard checks, `--no-video` the video checks;
+    `--video-only --repeat rotate 10` measures rotate mode 10 times (a fault that comes now
+    and then).
     """
     if "--video-only" not in sys.argv:
         await dashboard()
